@@ -1,0 +1,71 @@
+//! Why a command was not carried out, and the code a client sees for it.
+
+use aggregates::customer::CustomerError;
+use aggregates::order::OrderError;
+use aggregates::vehicle::VehicleError;
+use queries::{ApiError, codes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Vehicle(#[from] VehicleError),
+    #[error(transparent)]
+    Customer(#[from] CustomerError),
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// The input is malformed; nothing was written.
+    #[error("{0}")]
+    Validation(String),
+    /// The object the command names does not exist.
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    /// Another vehicle already carries this VIN.
+    #[error("VIN {vin} is already stocked as vehicle {vehicle_id}")]
+    VinAlreadyStocked { vin: String, vehicle_id: String },
+    /// The order's vehicle could not be reserved; the order stays as it was.
+    #[error("vehicle {vehicle_id} cannot be reserved for this order: {reason}")]
+    VehicleNotAvailable { vehicle_id: String, reason: String },
+    /// A concurrent command changed the aggregate first, several times in a row; re-read and retry.
+    #[error("the {aggregate} was changed concurrently; retry")]
+    Conflict { aggregate: &'static str },
+    /// The idempotency key was used before with a different input.
+    #[error("idempotency key {key:?} was already used with a different input")]
+    IdempotencyKeyReused { key: String },
+    /// A store failure; the detail is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CommandError> for ApiError {
+    fn from(err: CommandError) -> Self {
+        let message = err.to_string();
+        match err {
+            CommandError::Vehicle(e) => ApiError::new(e.code(), message),
+            CommandError::Customer(e) => ApiError::new(e.code(), message),
+            CommandError::Order(e) => ApiError::new(e.code(), message),
+            CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
+            CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
+            CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),
+            CommandError::VehicleNotAvailable { .. } => {
+                ApiError::new("VEHICLE_NOT_AVAILABLE", message)
+            }
+            CommandError::Conflict { .. } => ApiError::new(codes::CONFLICT, message),
+            CommandError::IdempotencyKeyReused { .. } => {
+                ApiError::new(codes::IDEMPOTENCY_KEY_REUSED, message)
+            }
+            CommandError::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+impl From<eventstore::StoreError> for CommandError {
+    fn from(err: eventstore::StoreError) -> Self {
+        CommandError::Internal(err.to_string())
+    }
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(err: sqlx::Error) -> Self {
+        CommandError::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,22 @@
+//! The command side: validating input, sending commands to aggregates with their metadata, and the
+//! GraphQL mutations.
+//!
+//! # Layout
+//! - [`dealership`]: [`Dealership`], one cqrs-es framework per aggregate; idempotency, conflict
+//!   retries, and the operations that span aggregates.
+//! - [`mutations`]: the GraphQL mutation root.
+//! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
+//! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
+//! - [`error`]: [`CommandError`] and its client codes.
+
+pub mod clock;
+pub mod context;
+pub mod dealership;
+pub mod error;
+pub mod guards;
+pub mod mutations;
+
+pub use context::RequestContext;
+pub use dealership::{Dealership, Written};
+pub use error::CommandError;
+pub use mutations::{MutationRoot, MutationSettings};

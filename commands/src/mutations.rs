@@ -1,0 +1,463 @@
+//! GraphQL mutations: one per command. Each validates its input, sends the command with the caller's
+//! metadata, waits (bounded) until the read models show the write, and returns the affected object
+//! with the global position of the last event written.
+
+use std::time::Duration;
+
+use aggregates::contact::{Email, Phone};
+use aggregates::customer::CustomerCommand;
+use aggregates::order::Discount;
+use aggregates::vehicle::{Condition as DomainCondition, StockVehicle};
+use aggregates::vin::Vin;
+use async_graphql::{Context, InputObject, Object, SimpleObject};
+use queries::customers::Customer;
+use queries::orders::Order;
+use queries::scalars::{Decimal, MoneyInput, Position};
+use queries::vehicles::{Condition, Vehicle};
+use queries::{ApiError, ApiResult};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::context::RequestContext;
+use crate::dealership::{Dealership, Idempotency, Written};
+use crate::error::CommandError;
+
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// How mutations behave; put into the schema's data.
+#[derive(Clone, Copy, Debug)]
+pub struct MutationSettings {
+    /// How long a mutation waits for the read models to show its write before answering anyway.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl Default for MutationSettings {
+    fn default() -> Self {
+        Self {
+            read_your_writes_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A specification line on input.
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct SpecificationInput {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct StockVehicleInput {
+    /// Client-chosen id (a new one is generated when absent).
+    pub id: Option<Uuid>,
+    /// 17 characters, no I, O or Q; North American VINs must carry a valid check digit.
+    pub vin: String,
+    pub brand: String,
+    pub model: String,
+    pub year: i32,
+    /// Trim level, e.g. "Comfort".
+    pub trim: String,
+    pub colour: String,
+    #[graphql(default)]
+    pub mileage_km: i32,
+    pub condition: Condition,
+    pub location: String,
+    pub list_price: MoneyInput,
+    #[graphql(default)]
+    pub specifications: Vec<SpecificationInput>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct RegisterCustomerInput {
+    /// Client-chosen id (a new one is generated when absent).
+    pub id: Option<Uuid>,
+    pub full_name: String,
+    pub email: String,
+    /// Any common notation; stored in E.164 (Russian numbers may omit the country code).
+    pub phone: String,
+    pub address: String,
+}
+
+/// Only the fields given are changed.
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct ContactDetailsInput {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct DraftOrderInput {
+    /// Client-chosen id (a new one is generated when absent).
+    pub id: Option<Uuid>,
+    pub customer_id: Uuid,
+    pub vehicle_id: Uuid,
+}
+
+/// Exactly one of `percent` or `amount`.
+#[derive(InputObject, Clone, Debug, Serialize)]
+pub struct DiscountInput {
+    /// A percentage of the list price, more than 0 and at most 100.
+    pub percent: Option<Decimal>,
+    /// A fixed amount off, in the order's currency.
+    pub amount: Option<MoneyInput>,
+}
+
+#[derive(SimpleObject)]
+pub struct VehiclePayload {
+    /// The vehicle as the catalog now shows it (null only if the catalog could not catch up in time).
+    pub vehicle: Option<Vehicle>,
+    /// Global position of the last event written.
+    pub position: Position,
+    /// True when this answered a retry with an already-used idempotency key and wrote nothing.
+    pub replayed: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct CustomerPayload {
+    pub customer: Option<Customer>,
+    pub position: Position,
+    pub replayed: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct OrderPayload {
+    pub order: Option<Order>,
+    pub position: Position,
+    pub replayed: bool,
+}
+
+pub struct MutationRoot;
+
+fn dealership<'a>(ctx: &Context<'a>) -> ApiResult<&'a Dealership> {
+    ctx.data::<std::sync::Arc<Dealership>>()
+        .map(|d| d.as_ref())
+        .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+}
+
+fn caller(ctx: &Context<'_>) -> RequestContext {
+    ctx.data_opt::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Validates the key and fingerprints the mutation's name and input.
+fn idempotency(
+    key: Option<String>,
+    mutation: &str,
+    input: &impl Serialize,
+) -> ApiResult<Option<Idempotency>> {
+    let Some(key) = key else { return Ok(None) };
+    let key = key.trim().to_string();
+    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(ApiError::validation(format!(
+            "idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )));
+    }
+    let input = serde_json::to_vec(&(mutation, input)).map_err(ApiError::internal)?;
+    let fingerprint = Sha256::digest(&input)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Some(Idempotency { key, fingerprint }))
+}
+
+/// Waits until every read model reflects `written`, bounded by the configured timeout.
+async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
+    let read = queries::read_models(ctx)?;
+    let timeout = ctx
+        .data_opt::<MutationSettings>()
+        .copied()
+        .unwrap_or_default()
+        .read_your_writes_timeout;
+    if !read.projections().wait_for(written.position, timeout).await {
+        tracing::warn!(
+            position = written.position,
+            "read models did not reach the write in time"
+        );
+    }
+    Ok(())
+}
+
+async fn vehicle_payload(ctx: &Context<'_>, written: Written) -> ApiResult<VehiclePayload> {
+    settle(ctx, &written).await?;
+    Ok(VehiclePayload {
+        vehicle: queries::vehicles::find(queries::read_models(ctx)?.pool(), written.id).await?,
+        position: Position(written.position),
+        replayed: written.replayed,
+    })
+}
+
+async fn customer_payload(ctx: &Context<'_>, written: Written) -> ApiResult<CustomerPayload> {
+    settle(ctx, &written).await?;
+    Ok(CustomerPayload {
+        customer: queries::customers::find(queries::read_models(ctx)?.pool(), written.id).await?,
+        position: Position(written.position),
+        replayed: written.replayed,
+    })
+}
+
+async fn order_payload(ctx: &Context<'_>, written: Written) -> ApiResult<OrderPayload> {
+    settle(ctx, &written).await?;
+    Ok(OrderPayload {
+        order: queries::orders::find(queries::read_models(ctx)?.pool(), written.id).await?,
+        position: Position(written.position),
+        replayed: written.replayed,
+    })
+}
+
+fn validation(err: impl std::fmt::Display) -> ApiError {
+    ApiError::validation(err.to_string())
+}
+
+fn to_api(err: CommandError) -> ApiError {
+    err.into()
+}
+
+#[Object]
+impl MutationRoot {
+    /// Takes a vehicle into stock, available for sale at its list price.
+    async fn stock_vehicle(
+        &self,
+        ctx: &Context<'_>,
+        input: StockVehicleInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<VehiclePayload> {
+        let key = idempotency(idempotency_key, "stockVehicle", &input)?;
+        let dealership = dealership(ctx)?;
+        let stock = StockVehicle {
+            vin: Vin::parse(&input.vin).map_err(validation)?,
+            brand: input.brand,
+            model: input.model,
+            year: input.year,
+            trim: input.trim,
+            colour: input.colour,
+            mileage_km: u32::try_from(input.mileage_km)
+                .map_err(|_| ApiError::validation("mileageKm must not be negative"))?,
+            condition: match input.condition {
+                Condition::New => DomainCondition::New,
+                Condition::Used => DomainCondition::Used,
+            },
+            location: input.location,
+            list_price: input.list_price.to_domain()?,
+            specifications: Dealership::clean_specifications(
+                input
+                    .specifications
+                    .into_iter()
+                    .map(|s| (s.name, s.value))
+                    .collect(),
+            )
+            .map_err(to_api)?,
+            stocked_at: dealership.now(),
+        };
+        let id = dealership.id_or_new(input.id);
+        let written = dealership
+            .stock_vehicle(&caller(ctx), id, stock, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(vehicle_payload(ctx, written).await?)
+    }
+
+    /// Changes a vehicle's list price (not once sold or withdrawn).
+    async fn reprice_vehicle(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        price: MoneyInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<VehiclePayload> {
+        let key = idempotency(idempotency_key, "repriceVehicle", &(id, price))?;
+        let written = dealership(ctx)?
+            .reprice_vehicle(&caller(ctx), id, price.to_domain()?, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(vehicle_payload(ctx, written).await?)
+    }
+
+    /// Moves a vehicle to another location (showroom, lot, workshop...).
+    async fn relocate_vehicle(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        location: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<VehiclePayload> {
+        let key = idempotency(idempotency_key, "relocateVehicle", &(id, &location))?;
+        let written = dealership(ctx)?
+            .relocate_vehicle(&caller(ctx), id, location, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(vehicle_payload(ctx, written).await?)
+    }
+
+    /// Takes an available vehicle off sale.
+    async fn withdraw_vehicle(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        reason: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<VehiclePayload> {
+        let key = idempotency(idempotency_key, "withdrawVehicle", &(id, &reason))?;
+        let written = dealership(ctx)?
+            .withdraw_vehicle(&caller(ctx), id, reason, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(vehicle_payload(ctx, written).await?)
+    }
+
+    /// Frees a vehicle held for an order that is not confirmed (a draft whose confirmation failed
+    /// half-way, or a cancelled order). Refused while the holding order is confirmed.
+    async fn release_vehicle_reservation(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<VehiclePayload> {
+        let key = idempotency(idempotency_key, "releaseVehicleReservation", &id)?;
+        let written = dealership(ctx)?
+            .release_vehicle_reservation(&caller(ctx), id, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(vehicle_payload(ctx, written).await?)
+    }
+
+    /// Registers a customer.
+    async fn register_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: RegisterCustomerInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CustomerPayload> {
+        let key = idempotency(idempotency_key, "registerCustomer", &input)?;
+        let dealership = dealership(ctx)?;
+        let command = CustomerCommand::Register {
+            full_name: input.full_name,
+            email: Email::parse(&input.email).map_err(validation)?,
+            phone: Phone::parse(&input.phone).map_err(validation)?,
+            address: input.address,
+            registered_at: dealership.now(),
+        };
+        let id = dealership.id_or_new(input.id);
+        let written = dealership
+            .register_customer(&caller(ctx), id, command, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(customer_payload(ctx, written).await?)
+    }
+
+    /// Changes a customer's email, phone or address.
+    async fn change_customer_contact_details(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        input: ContactDetailsInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<CustomerPayload> {
+        let key = idempotency(
+            idempotency_key,
+            "changeCustomerContactDetails",
+            &(id, &input),
+        )?;
+        let command = CustomerCommand::ChangeContactDetails {
+            email: input
+                .email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(validation)?,
+            phone: input
+                .phone
+                .as_deref()
+                .map(Phone::parse)
+                .transpose()
+                .map_err(validation)?,
+            address: input.address,
+        };
+        let written = dealership(ctx)?
+            .change_customer_contact_details(&caller(ctx), id, command, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(customer_payload(ctx, written).await?)
+    }
+
+    /// Drafts a sales order for a customer and a vehicle, at the vehicle's current list price.
+    async fn draft_order(
+        &self,
+        ctx: &Context<'_>,
+        input: DraftOrderInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<OrderPayload> {
+        let key = idempotency(idempotency_key, "draftOrder", &input)?;
+        let dealership = dealership(ctx)?;
+        let id = dealership.id_or_new(input.id);
+        let written = dealership
+            .draft_order(
+                &caller(ctx),
+                id,
+                input.customer_id,
+                input.vehicle_id,
+                key.as_ref(),
+            )
+            .await
+            .map_err(to_api)?;
+        Ok(order_payload(ctx, written).await?)
+    }
+
+    /// Applies a discount to a draft order, replacing any earlier one. The total never goes below zero.
+    async fn apply_order_discount(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        discount: DiscountInput,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<OrderPayload> {
+        let key = idempotency(idempotency_key, "applyOrderDiscount", &(id, &discount))?;
+        let discount = match (discount.percent, discount.amount) {
+            (Some(percent), None) => Discount::Percentage { percent: percent.0 },
+            (None, Some(amount)) => Discount::Fixed {
+                amount: amount.to_domain()?,
+            },
+            _ => return Err(ApiError::validation("give exactly one of percent or amount").into()),
+        };
+        let written = dealership(ctx)?
+            .apply_order_discount(&caller(ctx), id, discount, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(order_payload(ctx, written).await?)
+    }
+
+    /// Confirms a draft order and reserves its vehicle. Refused with `VEHICLE_NOT_AVAILABLE` (and the
+    /// order left a draft) when the vehicle is not free.
+    async fn confirm_order(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<OrderPayload> {
+        let key = idempotency(idempotency_key, "confirmOrder", &id)?;
+        let written = dealership(ctx)?
+            .confirm_order(&caller(ctx), id, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(order_payload(ctx, written).await?)
+    }
+
+    /// Cancels a draft or confirmed order with a reason, freeing its vehicle.
+    async fn cancel_order(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        reason: String,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<OrderPayload> {
+        let key = idempotency(idempotency_key, "cancelOrder", &(id, &reason))?;
+        let written = dealership(ctx)?
+            .cancel_order(&caller(ctx), id, reason, key.as_ref())
+            .await
+            .map_err(to_api)?;
+        Ok(order_payload(ctx, written).await?)
+    }
+}

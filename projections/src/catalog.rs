@@ -1,0 +1,188 @@
+//! `catalog`: every vehicle with its status, price, location and specifications, for search and
+//! for counts per brand and model.
+//!
+//! Table `catalog_vehicles`, one row per stocked vehicle (see docs/read-models.md for the contract).
+
+use aggregates::vehicle::{Condition, VehicleEvent, VehicleStatus};
+use eventstore::RecordedEvent;
+use futures::future::BoxFuture;
+use sqlx::SqliteConnection;
+
+use crate::runtime::{ProjectionError, Projector};
+
+pub struct Catalog;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS catalog_vehicles (
+        vehicle_id            text    PRIMARY KEY,
+        vin                   text    NOT NULL UNIQUE,
+        brand                 text    NOT NULL,
+        model                 text    NOT NULL,
+        year                  integer NOT NULL,
+        trim                  text    NOT NULL,
+        colour                text    NOT NULL,
+        mileage_km            integer NOT NULL,
+        condition             text    NOT NULL,
+        location              text    NOT NULL,
+        status                text    NOT NULL,
+        reserved_for_order_id text,
+        list_price            text    NOT NULL,
+        list_price_minor      integer NOT NULL,
+        currency              text    NOT NULL,
+        specifications        text    NOT NULL,
+        stocked_at            text    NOT NULL,
+        stocked_position      integer NOT NULL,
+        updated_at            text    NOT NULL,
+        last_position         integer NOT NULL
+    ) STRICT",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_brand_model ON catalog_vehicles (brand, model)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_status ON catalog_vehicles (status)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_price ON catalog_vehicles (list_price_minor)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_arrival ON catalog_vehicles (stocked_position, vehicle_id)",
+];
+
+/// The SQL spelling of a condition (also what GraphQL filters compare against).
+pub fn condition_str(condition: Condition) -> &'static str {
+    match condition {
+        Condition::New => "NEW",
+        Condition::Used => "USED",
+    }
+}
+
+impl Projector for Catalog {
+    fn name(&self) -> &'static str {
+        "catalog"
+    }
+
+    fn version(&self) -> i64 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["catalog_vehicles"]
+    }
+
+    fn schema(&self) -> &'static [&'static str] {
+        SCHEMA
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(apply(conn, event))
+    }
+}
+
+async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    if event.aggregate_type != "Vehicle" {
+        return Ok(());
+    }
+    let id = event.aggregate_id.as_str();
+    let at = crate::rfc3339(event.recorded_at);
+    match event.decode::<VehicleEvent>()? {
+        VehicleEvent::VehicleStocked {
+            vin,
+            brand,
+            model,
+            year,
+            trim,
+            colour,
+            mileage_km,
+            condition,
+            location,
+            list_price,
+            specifications,
+            stocked_at,
+        } => {
+            let specifications = serde_json::to_string(&specifications)
+                .map_err(|err| crate::inconsistent(event, err.to_string()))?;
+            sqlx::query(
+                "INSERT INTO catalog_vehicles (vehicle_id, vin, brand, model, year, trim, colour, mileage_km,
+                    condition, location, status, reserved_for_order_id, list_price, list_price_minor, currency,
+                    specifications, stocked_at, stocked_position, updated_at, last_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15, $16, $17, $18, $17)",
+            )
+            .bind(id)
+            .bind(vin.as_str())
+            .bind(brand)
+            .bind(model)
+            .bind(year)
+            .bind(trim)
+            .bind(colour)
+            .bind(i64::from(mileage_km))
+            .bind(condition_str(condition))
+            .bind(location)
+            .bind(VehicleStatus::Available.as_str())
+            .bind(list_price.amount().to_string())
+            .bind(list_price.minor_units())
+            .bind(list_price.currency().code())
+            .bind(specifications)
+            .bind(crate::rfc3339(stocked_at))
+            .bind(event.position)
+            .bind(&at)
+            .execute(&mut *conn)
+            .await?;
+            return Ok(());
+        }
+        VehicleEvent::VehicleRepriced { new_price, .. } => {
+            sqlx::query(
+                "UPDATE catalog_vehicles SET list_price = $1, list_price_minor = $2, currency = $3,
+                    updated_at = $4, last_position = $5 WHERE vehicle_id = $6",
+            )
+            .bind(new_price.amount().to_string())
+            .bind(new_price.minor_units())
+            .bind(new_price.currency().code())
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+        }
+        VehicleEvent::VehicleRelocated { to, .. } => {
+            sqlx::query(
+                "UPDATE catalog_vehicles SET location = $1, updated_at = $2, last_position = $3 WHERE vehicle_id = $4",
+            )
+            .bind(to)
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+        }
+        VehicleEvent::VehicleReserved { order_id } => {
+            set_status(conn, event, VehicleStatus::Reserved, Some(order_id.to_string())).await
+        }
+        VehicleEvent::VehicleReservationReleased { .. } => {
+            set_status(conn, event, VehicleStatus::Available, None).await
+        }
+        VehicleEvent::VehicleSold { order_id } => {
+            set_status(conn, event, VehicleStatus::Sold, Some(order_id.to_string())).await
+        }
+        VehicleEvent::VehicleWithdrawn { .. } => {
+            set_status(conn, event, VehicleStatus::Withdrawn, None).await
+        }
+    }
+    .map_err(ProjectionError::from)
+    .and_then(|done| crate::expect_one_row(event, done.rows_affected()))
+}
+
+async fn set_status(
+    conn: &mut SqliteConnection,
+    event: &RecordedEvent,
+    status: VehicleStatus,
+    order_id: Option<String>,
+) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+    sqlx::query(
+        "UPDATE catalog_vehicles SET status = $1, reserved_for_order_id = $2, updated_at = $3, last_position = $4
+          WHERE vehicle_id = $5",
+    )
+    .bind(status.as_str())
+    .bind(order_id)
+    .bind(crate::rfc3339(event.recorded_at))
+    .bind(event.position)
+    .bind(&event.aggregate_id)
+    .execute(&mut *conn)
+    .await
+}

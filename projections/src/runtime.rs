@@ -1,0 +1,397 @@
+//! The projector runtime (see the crate docs for the guarantees).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventstore::{Database, RecordedEvent, StoreError, Upcasters};
+use futures::future::BoxFuture;
+use sqlx::SqliteConnection;
+use tokio::sync::watch;
+
+/// Events applied per transaction: bounds how long a projector holds SQLite's write lock.
+pub const BATCH_EVENTS: u32 = 256;
+/// Safety-net poll when no in-process append signal arrives (e.g. another process wrote).
+const POLL_INTERVAL_MS: u64 = 1_000;
+/// Back-off after a failure, doubling up to the maximum, so a broken projector does not spin.
+const RETRY_FIRST_MS: u64 = 500;
+const RETRY_MAX_MS: u64 = 30_000;
+
+/// Why a projector could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("read-model database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The event contradicts the read model (e.g. an update for a row that was never inserted).
+    #[error("event at position {position} ({event_type}) cannot be applied: {reason}")]
+    Inconsistent {
+        position: i64,
+        event_type: String,
+        reason: String,
+    },
+    #[error("no projector named {0:?}")]
+    UnknownProjector(String),
+    /// A fault injected by a test between applying a batch and committing it.
+    #[error("injected fault: {0}")]
+    Injected(String),
+}
+
+/// A named, versioned consumer of the global log that keeps its own read-model tables.
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the `autosalon rebuild NAME` argument.
+    fn name(&self) -> &'static str;
+    /// Bump when the tables or the meaning of their rows change: a new version rebuilds from 0.
+    fn version(&self) -> i64;
+    /// The tables this projector owns (dropped by a rebuild).
+    fn tables(&self) -> &'static [&'static str];
+    /// Statements that create the tables and indexes (`IF NOT EXISTS`).
+    fn schema(&self) -> &'static [&'static str];
+    /// Applies one event inside the batch's transaction. Events it does not care about are ignored.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), ProjectionError>>;
+}
+
+/// Every read model of the application, in the order they are run.
+pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(crate::catalog::Catalog),
+        Arc::new(crate::customers::Customers),
+        Arc::new(crate::orders::Orders),
+    ]
+}
+
+/// What one projector has done so far, as health checks and GraphQL report it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectorStatus {
+    /// Every event up to and including this position has been applied.
+    pub position: i64,
+    /// The event it is stuck on, and why, while it is failing.
+    pub failure: Option<(i64, String)>,
+}
+
+/// The outcome of one [`Projections::step`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Applied this many events and moved the checkpoint.
+    Advanced(usize),
+    /// Nothing after the checkpoint.
+    CaughtUp,
+}
+
+struct Entry {
+    projector: Arc<dyn Projector>,
+    status: watch::Sender<ProjectorStatus>,
+}
+
+/// Runs the projectors against one database.
+pub struct Projections {
+    db: Database,
+    upcasters: Upcasters,
+    entries: BTreeMap<&'static str, Entry>,
+}
+
+impl Projections {
+    pub fn new(db: Database, upcasters: Upcasters, projectors: Vec<Arc<dyn Projector>>) -> Self {
+        let entries = projectors
+            .into_iter()
+            .map(|projector| {
+                let entry = Entry {
+                    projector,
+                    status: watch::channel(ProjectorStatus::default()).0,
+                };
+                (entry.projector.name(), entry)
+            })
+            .collect();
+        Self {
+            db,
+            upcasters,
+            entries,
+        }
+    }
+
+    /// Names of the registered projectors.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.entries.keys().copied().collect()
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry, ProjectionError> {
+        self.entries
+            .get(name)
+            .ok_or_else(|| ProjectionError::UnknownProjector(name.to_string()))
+    }
+
+    /// Creates missing tables and checkpoints; a projector whose stored version differs from its code
+    /// is reset to position 0 (its tables dropped and recreated), so it rebuilds as it runs.
+    pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        for entry in self.entries.values() {
+            let projector = &entry.projector;
+            let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let stored: Option<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+                "SELECT version, position, failed_position, last_error FROM log_checkpoints WHERE consumer = $1",
+            )
+            .bind(projector.name())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let status = match stored {
+                Some((version, position, failed, error)) if version == projector.version() => {
+                    create_tables(&mut tx, projector.as_ref()).await?;
+                    ProjectorStatus {
+                        position,
+                        failure: failed.zip(error),
+                    }
+                }
+                Some((version, ..)) => {
+                    tracing::warn!(
+                        projector = projector.name(),
+                        stored_version = version,
+                        code_version = projector.version(),
+                        "projector version changed: rebuilding from position 0"
+                    );
+                    reset(&mut tx, projector.as_ref()).await?;
+                    ProjectorStatus::default()
+                }
+                None => {
+                    reset(&mut tx, projector.as_ref()).await?;
+                    ProjectorStatus::default()
+                }
+            };
+            tx.commit().await?;
+            entry.status.send_replace(status);
+        }
+        Ok(())
+    }
+
+    /// Applies one batch after the checkpoint, in one transaction with the checkpoint move.
+    pub async fn step(&self, name: &str) -> Result<Step, ProjectionError> {
+        self.step_with_fault(name, || Ok(())).await
+    }
+
+    /// [`Projections::step`] with a hook run after the batch is applied and the checkpoint moved but
+    /// before the commit. Returning an error rolls everything back: tests use it to prove that a crash
+    /// at that instant loses nothing and applies nothing twice.
+    pub async fn step_with_fault(
+        &self,
+        name: &str,
+        before_commit: impl FnOnce() -> Result<(), ProjectionError>,
+    ) -> Result<Step, ProjectionError> {
+        let entry = self.entry(name)?;
+        let projector = entry.projector.as_ref();
+        // IMMEDIATE takes the write lock up front, so the checkpoint read below cannot go stale.
+        let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let position: i64 =
+            sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        let batch =
+            eventstore::log::read_after(&mut *tx, &self.upcasters, position, BATCH_EVENTS).await?;
+        let Some(last) = batch.last().map(|event| event.position) else {
+            tx.rollback().await?;
+            entry.status.send_if_modified(|status| {
+                let changed = status.position != position;
+                status.position = position;
+                changed
+            });
+            return Ok(Step::CaughtUp);
+        };
+        for event in &batch {
+            if let Err(err) = projector.apply(&mut tx, event).await {
+                tx.rollback().await?;
+                self.record_failure(entry, event.position, &err).await;
+                return Err(err);
+            }
+        }
+        // Guarded move: only from the position this batch was read after.
+        let moved = sqlx::query(
+            "UPDATE log_checkpoints
+                SET position = $1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                    failed_position = NULL, last_error = NULL
+              WHERE consumer = $2 AND position = $3",
+        )
+        .bind(last)
+        .bind(name)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(Step::Advanced(0));
+        }
+        before_commit()?;
+        tx.commit().await?;
+        entry.status.send_replace(ProjectorStatus {
+            position: last,
+            failure: None,
+        });
+        Ok(Step::Advanced(batch.len()))
+    }
+
+    async fn record_failure(&self, entry: &Entry, position: i64, err: &ProjectionError) {
+        let name = entry.projector.name();
+        tracing::error!(projector = name, position, error = %err, "projector stopped on an event");
+        let message = err.to_string();
+        let recorded = sqlx::query(
+            "UPDATE log_checkpoints SET failed_position = $1, last_error = $2 WHERE consumer = $3",
+        )
+        .bind(position)
+        .bind(&message)
+        .bind(name)
+        .execute(self.db.pool())
+        .await;
+        if let Err(store_err) = recorded {
+            tracing::error!(projector = name, error = %store_err, "could not record the projector failure");
+        }
+        entry
+            .status
+            .send_modify(|status| status.failure = Some((position, message)));
+    }
+
+    /// Steps one projector until it has applied everything committed so far.
+    pub async fn catch_up(&self, name: &str) -> Result<i64, ProjectionError> {
+        while let Step::Advanced(_) = self.step(name).await? {}
+        Ok(self.entry(name)?.status.borrow().position)
+    }
+
+    /// Steps every projector until caught up.
+    pub async fn catch_up_all(&self) -> Result<(), ProjectionError> {
+        for name in self.names() {
+            self.catch_up(name).await?;
+        }
+        Ok(())
+    }
+
+    /// Drops the projector's tables, resets its checkpoint to 0 and replays the whole log, calling
+    /// `progress(position, head)` after every batch.
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(i64, i64),
+    ) -> Result<i64, ProjectionError> {
+        let entry = self.entry(name)?;
+        let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
+        reset(&mut tx, entry.projector.as_ref()).await?;
+        tx.commit().await?;
+        entry.status.send_replace(ProjectorStatus::default());
+        let head = eventstore::log::head(self.db.pool()).await?;
+        progress(0, head);
+        loop {
+            match self.step(name).await? {
+                Step::Advanced(_) => progress(entry.status.borrow().position, head),
+                Step::CaughtUp => break,
+            }
+        }
+        Ok(entry.status.borrow().position)
+    }
+
+    /// The current status of every projector.
+    pub fn statuses(&self) -> Vec<(&'static str, ProjectorStatus)> {
+        self.entries
+            .iter()
+            .map(|(name, entry)| (*name, entry.status.borrow().clone()))
+            .collect()
+    }
+
+    /// The lowest position every projector has reached: every read model reflects at least this.
+    pub fn consistent_position(&self) -> i64 {
+        self.entries
+            .values()
+            .map(|entry| entry.status.borrow().position)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Waits until every projector has applied `position`, or `timeout` passes. Returns whether they
+    /// did. Mutations call this so a client's next query sees its own write.
+    pub async fn wait_for(&self, position: i64, timeout: Duration) -> bool {
+        let all = async {
+            for entry in self.entries.values() {
+                let mut status = entry.status.subscribe();
+                if status.wait_for(|s| s.position >= position).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, all).await.unwrap_or(false)
+    }
+
+    /// Runs every projector in the background until `shutdown` turns true: each catches up, then
+    /// sleeps until an append signal or the safety-net poll.
+    pub fn spawn(
+        self: &Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.names()
+            .into_iter()
+            .map(|name| {
+                let this = Arc::clone(self);
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { this.run(name, shutdown).await })
+            })
+            .collect()
+    }
+
+    async fn run(&self, name: &'static str, mut shutdown: watch::Receiver<bool>) {
+        let mut appended = self.db.subscribe_appended();
+        let mut retry_ms = RETRY_FIRST_MS;
+        while !*shutdown.borrow() {
+            let wait_ms = match self.step(name).await {
+                Ok(Step::Advanced(_)) => {
+                    retry_ms = RETRY_FIRST_MS;
+                    continue;
+                }
+                Ok(Step::CaughtUp) => {
+                    retry_ms = RETRY_FIRST_MS;
+                    POLL_INTERVAL_MS
+                }
+                Err(_) => {
+                    // Already logged and recorded; try the same event again later, never skip it.
+                    let wait = retry_ms;
+                    retry_ms = (retry_ms * 2).min(RETRY_MAX_MS);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = appended.changed() => {}
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            }
+        }
+    }
+}
+
+async fn create_tables(
+    conn: &mut SqliteConnection,
+    projector: &dyn Projector,
+) -> Result<(), sqlx::Error> {
+    for statement in projector.schema() {
+        sqlx::query(statement).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Drops and recreates the projector's tables and sets its checkpoint to 0 at its current version.
+async fn reset(conn: &mut SqliteConnection, projector: &dyn Projector) -> Result<(), sqlx::Error> {
+    for table in projector.tables() {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    create_tables(conn, projector).await?;
+    sqlx::query(
+        "INSERT INTO log_checkpoints (consumer, version, position) VALUES ($1, $2, 0)
+         ON CONFLICT (consumer) DO UPDATE
+            SET version = excluded.version, position = 0, failed_position = NULL, last_error = NULL,
+                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+    )
+    .bind(projector.name())
+    .bind(projector.version())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Customers as the `customers` read model shows them.
+
+use async_graphql::SimpleObject;
+use eventstore::DbPool;
+use uuid::Uuid;
+
+use crate::scalars::DateTime;
+use crate::{ApiError, ApiResult};
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Customer {
+    pub id: Uuid,
+    pub full_name: String,
+    pub email: String,
+    /// E.164, e.g. `+79161234567`.
+    pub phone: String,
+    pub address: String,
+    pub registered_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    customer_id: String,
+    full_name: String,
+    email: String,
+    phone: String,
+    address: String,
+    registered_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<CustomerRow> for Customer {
+    type Error = ApiError;
+
+    fn try_from(row: CustomerRow) -> ApiResult<Self> {
+        Ok(Customer {
+            id: crate::parse_stored_uuid(&row.customer_id)?,
+            full_name: row.full_name,
+            email: row.email,
+            phone: row.phone,
+            address: row.address,
+            registered_at: DateTime::from_stored(&row.registered_at)?,
+            updated_at: DateTime::from_stored(&row.updated_at)?,
+        })
+    }
+}
+
+/// One customer by id.
+pub async fn find(pool: &DbPool, id: Uuid) -> ApiResult<Option<Customer>> {
+    let row: Option<CustomerRow> = sqlx::query_as(
+        "SELECT customer_id, full_name, email, phone, address, registered_at, updated_at
+           FROM customers WHERE customer_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    row.map(Customer::try_from).transpose()
+}

@@ -1,0 +1,79 @@
+//! Errors as GraphQL clients see them: a message for people and a stable `extensions.code` for
+//! programs. Codes are a public contract (listed in the README); messages may be reworded.
+//! Anything unexpected is logged with its detail and answered as `INTERNAL` with none.
+
+use async_graphql::ErrorExtensions;
+
+/// Stable error codes.
+pub mod codes {
+    /// The request is malformed or a value is out of range; fix the input.
+    pub const VALIDATION: &str = "VALIDATION";
+    /// No such object.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// Someone else changed the object first; re-read and retry.
+    pub const CONFLICT: &str = "CONFLICT";
+    /// The idempotency key was already used with a different input.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+    /// The request body is larger than the server accepts.
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    /// The request could not be parsed as GraphQL over HTTP.
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// Mutations are refused over GET.
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    /// The query is too deep, too complex, or the batch too large.
+    pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// Something failed inside the server; the detail is in the server log.
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// An error answered to a GraphQL client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(codes::VALIDATION, message)
+    }
+
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::new(codes::NOT_FOUND, format!("{what} {id} not found"))
+    }
+
+    /// Logs `detail` (which may hold SQL, paths, driver messages) and returns an error that does not.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error answered as INTERNAL");
+        Self::new(codes::INTERNAL, "internal error")
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let code = err.code;
+        async_graphql::Error::new(err.message).extend_with(|_, ext| ext.set("code", code))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<eventstore::StoreError> for ApiError {
+    fn from(err: eventstore::StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
+/// Results of resolvers in this crate and in `commands`.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,58 @@
+//! Relay pagination: `first`/`after`, capped page size, `totalCount`.
+
+use async_graphql::SimpleObject;
+use async_graphql::connection::CursorType;
+
+use crate::{ApiError, ApiResult};
+
+/// Page size when the client does not say.
+pub const DEFAULT_PAGE: usize = 50;
+/// The largest page anyone gets, whatever they ask for.
+pub const MAX_PAGE: usize = 200;
+
+/// Extra connection field: how many items match in all.
+#[derive(SimpleObject, Clone, Copy, Debug)]
+pub struct TotalCount {
+    pub total_count: i64,
+}
+
+/// A validated page request.
+pub struct Page<C> {
+    pub after: Option<C>,
+    pub first: usize,
+    pub has_previous: bool,
+}
+
+impl<C: CursorType> Page<C> {
+    /// Checks `first` (1..=MAX_PAGE) and decodes `after`.
+    pub fn new(first: Option<i32>, after: Option<String>) -> ApiResult<Self> {
+        let first = match first {
+            None => DEFAULT_PAGE,
+            Some(n) if n >= 1 && n as usize <= MAX_PAGE => n as usize,
+            Some(n) => {
+                return Err(ApiError::validation(format!(
+                    "first must be between 1 and {MAX_PAGE}, got {n}"
+                )));
+            }
+        };
+        let after = after
+            .map(|cursor| {
+                C::decode_cursor(&cursor).map_err(|_| {
+                    ApiError::validation(format!(
+                        "after: {cursor:?} is not a cursor from this list"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            has_previous: after.is_some(),
+            after,
+            first,
+        })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether a next page exists.
+    pub fn fetch_limit(&self) -> i64 {
+        self.first as i64 + 1
+    }
+}

@@ -1,0 +1,328 @@
+//! The catalog: vehicles with filters, counts per brand and model, one vehicle by id.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Enum, InputObject, SimpleObject};
+use eventstore::DbPool;
+use uuid::Uuid;
+
+use crate::page::{Page, TotalCount};
+use crate::scalars::{Currency, DateTime, Decimal, Money};
+use crate::{ApiError, ApiResult};
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VehicleStatus {
+    /// In stock and free to sell.
+    Available,
+    /// Held for one confirmed order.
+    Reserved,
+    Sold,
+    /// Taken off sale.
+    Withdrawn,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Condition {
+    New,
+    Used,
+}
+
+/// One specification line, e.g. `{ name: "engine", value: "2.0 petrol" }`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct Specification {
+    pub name: String,
+    pub value: String,
+}
+
+/// One physical vehicle in stock, as the catalog shows it.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Vehicle {
+    pub id: Uuid,
+    pub vin: String,
+    pub brand: String,
+    pub model: String,
+    pub year: i32,
+    pub trim: String,
+    pub colour: String,
+    pub mileage_km: i64,
+    pub condition: Condition,
+    pub location: String,
+    pub status: VehicleStatus,
+    /// The order holding the reservation (or that bought it), if any.
+    pub reserved_for_order_id: Option<Uuid>,
+    pub list_price: Money,
+    pub specifications: Vec<Specification>,
+    pub stocked_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct VehicleRow {
+    vehicle_id: String,
+    vin: String,
+    brand: String,
+    model: String,
+    year: i64,
+    trim: String,
+    colour: String,
+    mileage_km: i64,
+    condition: String,
+    location: String,
+    status: String,
+    reserved_for_order_id: Option<String>,
+    list_price_minor: i64,
+    currency: String,
+    specifications: String,
+    stocked_at: String,
+    updated_at: String,
+    stocked_position: i64,
+}
+
+impl TryFrom<VehicleRow> for Vehicle {
+    type Error = ApiError;
+
+    fn try_from(row: VehicleRow) -> ApiResult<Self> {
+        let specifications: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&row.specifications).map_err(ApiError::internal)?;
+        Ok(Vehicle {
+            id: crate::parse_stored_uuid(&row.vehicle_id)?,
+            vin: row.vin,
+            brand: row.brand,
+            model: row.model,
+            year: i32::try_from(row.year).map_err(ApiError::internal)?,
+            trim: row.trim,
+            colour: row.colour,
+            mileage_km: row.mileage_km,
+            condition: match row.condition.as_str() {
+                "NEW" => Condition::New,
+                "USED" => Condition::Used,
+                other => return Err(ApiError::internal(format!("stored condition {other:?}"))),
+            },
+            location: row.location,
+            status: match row.status.as_str() {
+                "AVAILABLE" => VehicleStatus::Available,
+                "RESERVED" => VehicleStatus::Reserved,
+                "SOLD" => VehicleStatus::Sold,
+                "WITHDRAWN" => VehicleStatus::Withdrawn,
+                other => {
+                    return Err(ApiError::internal(format!(
+                        "stored vehicle status {other:?}"
+                    )));
+                }
+            },
+            reserved_for_order_id: row
+                .reserved_for_order_id
+                .as_deref()
+                .map(crate::parse_stored_uuid)
+                .transpose()?,
+            list_price: Money::from_stored(row.list_price_minor, &row.currency)?,
+            specifications: specifications
+                .into_iter()
+                .map(|(name, value)| Specification { name, value })
+                .collect(),
+            stocked_at: DateTime::from_stored(&row.stocked_at)?,
+            updated_at: DateTime::from_stored(&row.updated_at)?,
+        })
+    }
+}
+
+/// Catalog search. Every field is optional; given fields must all match.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct VehicleFilter {
+    /// Exact brand, case-insensitive.
+    pub brand: Option<String>,
+    /// Exact model, case-insensitive.
+    pub model: Option<String>,
+    pub year_from: Option<i32>,
+    pub year_to: Option<i32>,
+    /// Lowest list price, inclusive, in `currency`.
+    pub price_from: Option<Decimal>,
+    /// Highest list price, inclusive, in `currency`.
+    pub price_to: Option<Decimal>,
+    /// Currency of the price bounds and of the listed vehicles (RUB unless stated).
+    #[graphql(default_with = "Currency::RUB")]
+    pub currency: Currency,
+    pub condition: Option<Condition>,
+    pub status: Option<VehicleStatus>,
+}
+
+/// How catalog counts are grouped.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogGrouping {
+    Brand,
+    BrandAndModel,
+}
+
+/// How many vehicles match, per brand (and model).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CatalogCount {
+    pub brand: String,
+    /// Null when grouped by brand only.
+    pub model: Option<String>,
+    pub count: i64,
+}
+
+/// Sort key of the vehicles list: arrival in stock, then id.
+type VehicleCursor = OpaqueCursor<(i64, String)>;
+
+const SELECT_VEHICLE: &str = "SELECT vehicle_id, vin, brand, model, year, trim, colour, mileage_km, condition, location,
+        status, reserved_for_order_id, list_price_minor, currency, specifications, stocked_at, updated_at,
+        stocked_position
+   FROM catalog_vehicles";
+
+/// The filter as SQL: every optional bound is `($n IS NULL OR ...)`, so the statement is static.
+const FILTER: &str = "($1 IS NULL OR lower(brand) = lower($1))
+    AND ($2 IS NULL OR lower(model) = lower($2))
+    AND ($3 IS NULL OR year >= $3)
+    AND ($4 IS NULL OR year <= $4)
+    AND ($5 IS NULL OR list_price_minor >= $5)
+    AND ($6 IS NULL OR list_price_minor <= $6)
+    AND ($7 IS NULL OR currency = $7)
+    AND ($8 IS NULL OR condition = $8)
+    AND ($9 IS NULL OR status = $9)";
+
+struct BoundFilter {
+    brand: Option<String>,
+    model: Option<String>,
+    year_from: Option<i32>,
+    year_to: Option<i32>,
+    price_from_minor: Option<i64>,
+    price_to_minor: Option<i64>,
+    currency: Option<&'static str>,
+    condition: Option<&'static str>,
+    status: Option<&'static str>,
+}
+
+fn bind_filter(filter: &VehicleFilter) -> ApiResult<BoundFilter> {
+    let currency: aggregates::money::Currency = filter.currency.into();
+    let minor = |bound: Option<Decimal>, name: &str| -> ApiResult<Option<i64>> {
+        bound
+            .map(|value| {
+                aggregates::money::Money::new(value.0, currency)
+                    .map(|money| money.minor_units())
+                    .map_err(|err| ApiError::validation(format!("{name}: {err}")))
+            })
+            .transpose()
+    };
+    let price_given = filter.price_from.is_some() || filter.price_to.is_some();
+    Ok(BoundFilter {
+        brand: filter.brand.as_ref().map(|s| s.trim().to_string()),
+        model: filter.model.as_ref().map(|s| s.trim().to_string()),
+        year_from: filter.year_from,
+        year_to: filter.year_to,
+        price_from_minor: minor(filter.price_from, "priceFrom")?,
+        price_to_minor: minor(filter.price_to, "priceTo")?,
+        currency: price_given.then(|| currency.code()),
+        condition: filter.condition.map(|c| match c {
+            Condition::New => "NEW",
+            Condition::Used => "USED",
+        }),
+        status: filter.status.map(|s| match s {
+            VehicleStatus::Available => "AVAILABLE",
+            VehicleStatus::Reserved => "RESERVED",
+            VehicleStatus::Sold => "SOLD",
+            VehicleStatus::Withdrawn => "WITHDRAWN",
+        }),
+    })
+}
+
+macro_rules! bind_all {
+    ($query:expr, $f:expr) => {
+        $query
+            .bind(&$f.brand)
+            .bind(&$f.model)
+            .bind($f.year_from)
+            .bind($f.year_to)
+            .bind($f.price_from_minor)
+            .bind($f.price_to_minor)
+            .bind($f.currency)
+            .bind($f.condition)
+            .bind($f.status)
+    };
+}
+
+/// One vehicle by id.
+pub async fn find(pool: &DbPool, id: Uuid) -> ApiResult<Option<Vehicle>> {
+    let sql = format!("{SELECT_VEHICLE} WHERE vehicle_id = $1");
+    let row: Option<VehicleRow> = sqlx::query_as(&sql)
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    row.map(Vehicle::try_from).transpose()
+}
+
+/// A page of vehicles matching `filter`, oldest arrival first.
+pub async fn search(
+    pool: &DbPool,
+    filter: &VehicleFilter,
+    page: Page<VehicleCursor>,
+) -> ApiResult<Connection<VehicleCursor, Vehicle, TotalCount, EmptyFields>> {
+    let bound = bind_filter(filter)?;
+    if let (Some(from), Some(to)) = (bound.year_from, bound.year_to) {
+        if from > to {
+            return Err(ApiError::validation(format!(
+                "yearFrom {from} is after yearTo {to}"
+            )));
+        }
+    }
+    let count_sql = format!("SELECT count(*) FROM catalog_vehicles WHERE {FILTER}");
+    let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), bound)
+        .fetch_one(pool)
+        .await?;
+    let (after_position, after_id) = page
+        .after
+        .as_ref()
+        .map(|cursor| cursor.0.clone())
+        .unwrap_or((i64::MIN, String::new()));
+    let sql = format!(
+        "{SELECT_VEHICLE} WHERE {FILTER}
+            AND (stocked_position, vehicle_id) > ($10, $11)
+          ORDER BY stocked_position, vehicle_id
+          LIMIT $12"
+    );
+    let rows: Vec<VehicleRow> = bind_all!(sqlx::query_as(&sql), bound)
+        .bind(after_position)
+        .bind(after_id)
+        .bind(page.fetch_limit())
+        .fetch_all(pool)
+        .await?;
+    let has_next = rows.len() > page.first;
+    let mut connection = Connection::with_additional_fields(
+        page.has_previous,
+        has_next,
+        TotalCount { total_count: total },
+    );
+    for row in rows.into_iter().take(page.first) {
+        let cursor = OpaqueCursor((row.stocked_position, row.vehicle_id.clone()));
+        connection
+            .edges
+            .push(Edge::new(cursor, Vehicle::try_from(row)?));
+    }
+    Ok(connection)
+}
+
+/// Counts of vehicles matching `filter`, grouped by brand or by brand and model.
+pub async fn counts(
+    pool: &DbPool,
+    filter: &VehicleFilter,
+    grouping: CatalogGrouping,
+) -> ApiResult<Vec<CatalogCount>> {
+    let bound = bind_filter(filter)?;
+    let (select, group) = match grouping {
+        CatalogGrouping::Brand => ("brand, NULL AS model", "brand"),
+        CatalogGrouping::BrandAndModel => ("brand, model", "brand, model"),
+    };
+    let sql = format!(
+        "SELECT {select}, count(*) AS count FROM catalog_vehicles WHERE {FILTER} GROUP BY {group} ORDER BY {group}"
+    );
+    let rows: Vec<(String, Option<String>, i64)> = bind_all!(sqlx::query_as(&sql), bound)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(brand, model, count)| CatalogCount {
+            brand,
+            model,
+            count,
+        })
+        .collect())
+}

@@ -1,0 +1,131 @@
+//! Start-up: open and migrate the database, prepare the projectors, bind the listener; then serve
+//! until a shutdown signal, stopping the projectors cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use commands::clock::{SystemClock, UuidV7};
+use commands::{Dealership, MutationSettings};
+use eventstore::{Database, EventLog, Upcasters};
+use projections::Projections;
+use queries::ReadModels;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServeArgs;
+use crate::http::{AppState, router};
+
+/// Everything a subcommand needs from the database: the store, its log readers and the projectors.
+pub struct Ledger {
+    pub db: Database,
+    pub upcasters: Upcasters,
+    pub projections: Arc<Projections>,
+}
+
+impl Ledger {
+    /// Connects (asserting durability), applies migrations and write-side guards, and prepares every
+    /// projector (a projector whose version changed is reset to rebuild).
+    pub async fn open(database_url: &str) -> anyhow::Result<Self> {
+        let db = Database::connect(database_url)
+            .await
+            .with_context(|| format!("opening the database {database_url}"))?;
+        db.migrate()
+            .await
+            .context("applying event-store migrations")?;
+        Dealership::install_guards(&db)
+            .await
+            .context("installing write-side guards")?;
+        let upcasters: Upcasters = Arc::new(aggregates::upcasters());
+        let projections = Arc::new(Projections::new(
+            db.clone(),
+            upcasters.clone(),
+            projections::all_projectors(),
+        ));
+        projections
+            .prepare()
+            .await
+            .context("preparing projectors")?;
+        Ok(Self {
+            db,
+            upcasters,
+            projections,
+        })
+    }
+}
+
+/// A server ready to run: the listener is bound, so the port is known before `run`.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: ServeArgs) -> anyhow::Result<Self> {
+        let ledger = Ledger::open(&settings.database.database_url).await?;
+        let dealership = Arc::new(Dealership::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+        ));
+        let read_models = ReadModels::new(
+            ledger.db.pool().clone(),
+            EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
+            ledger.projections.clone(),
+        );
+        let schema = crate::schema::builder()
+            .data(read_models)
+            .data(dealership)
+            .data(MutationSettings {
+                read_your_writes_timeout: settings.read_your_writes_timeout(),
+            })
+            .limit_depth(settings.max_query_depth)
+            .limit_complexity(settings.max_query_complexity)
+            .finish();
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                schema,
+                db: ledger.db,
+                projections: ledger.projections,
+                max_body_bytes: settings.max_body_bytes,
+                max_batch: settings.max_batch,
+                graphiql: settings.graphiql,
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` completes, then stops the projectors and closes the database.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_projectors, stopped) = watch::channel(false);
+        let workers = self.state.projections.spawn(stopped);
+        let db = self.state.db.clone();
+        tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
+        axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        stop_projectors.send_replace(true);
+        for worker in workers {
+            if let Err(err) = worker.await {
+                tracing::error!(error = %err, "a projector task ended abnormally");
+            }
+        }
+        db.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! Autosalon Ledger: an event-sourced CQRS ledger for a car dealership.
+//!
+//! This crate is the thin top: configuration, the HTTP/GraphQL wiring and start-up. The domain lives
+//! in `aggregates`, the store in `eventstore`, read models in `projections`, the GraphQL read side in
+//! `queries` and the write side in `commands` (see ARCHITECTURE.md).
+//!
+//! # Layout
+//! - [`config`]: flags and environment variables.
+//! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
+//! - [`http`]: the routes, request limits and error codes before GraphQL runs.
+//! - [`schema`]: the GraphQL schema and its SDL.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod schema;
+
+pub use app::{Application, Ledger};
+pub use config::ServeArgs;

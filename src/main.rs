@@ -1,0 +1,107 @@
+use anyhow::Context;
+use autosalon::config::{DatabaseArgs, ServeArgs};
+use autosalon::{Application, Ledger};
+use clap::{Parser, Subcommand};
+
+/// Autosalon Ledger: an event-sourced ledger for a car dealership, served over GraphQL.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the GraphQL server (migrates the database and starts the projectors first).
+    Serve(ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Rebuild read models from position 0 of the event log, showing progress.
+    Rebuild {
+        /// The projector to rebuild; all of them when absent.
+        name: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AUTOSALON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(settings) => {
+            let app = Application::build(settings).await?;
+            app.run(shutdown_signal()).await
+        }
+        Command::Migrate(database) => {
+            Ledger::open(&database.database_url).await?;
+            eprintln!("migrations applied to {}", database.database_url);
+            Ok(())
+        }
+        Command::Rebuild { name, database } => {
+            let ledger = Ledger::open(&database.database_url).await?;
+            let names = match name {
+                Some(name) => vec![name],
+                None => ledger
+                    .projections
+                    .names()
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            };
+            for name in names {
+                let position = ledger
+                    .projections
+                    .rebuild(&name, |position, head| {
+                        eprintln!("{name}: {position}/{head} events")
+                    })
+                    .await
+                    .with_context(|| format!("rebuilding {name}"))?;
+                eprintln!("{name}: rebuilt up to position {position}");
+            }
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", autosalon::schema::sdl());
+            Ok(())
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
