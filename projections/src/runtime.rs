@@ -83,6 +83,22 @@ pub enum Step {
     CaughtUp,
 }
 
+/// Why a batch was not committed.
+enum BatchFailure {
+    /// Before or after applying events (database, injected fault): nothing to blame on an event.
+    Before(ProjectionError),
+    /// The event at `position` failed after `applied` events of the batch had applied cleanly.
+    At {
+        position: i64,
+        applied: usize,
+        error: ProjectionError,
+    },
+}
+
+fn before(err: sqlx::Error) -> BatchFailure {
+    BatchFailure::Before(err.into())
+}
+
 struct Entry {
     projector: Arc<dyn Projector>,
     status: watch::Sender<ProjectorStatus>,
@@ -180,18 +196,55 @@ impl Projections {
         before_commit: impl FnOnce() -> Result<(), ProjectionError>,
     ) -> Result<Step, ProjectionError> {
         let entry = self.entry(name)?;
+        match self.apply_batch(entry, BATCH_EVENTS, before_commit).await {
+            Ok(step) => Ok(step),
+            Err(BatchFailure::Before(err)) => Err(err),
+            Err(BatchFailure::At {
+                position,
+                applied,
+                error,
+            }) => {
+                // Keep the events before the failing one, so the projector stops exactly there.
+                if applied > 0 {
+                    if let Err(BatchFailure::Before(err) | BatchFailure::At { error: err, .. }) =
+                        self.apply_batch(entry, applied as u32, || Ok(())).await
+                    {
+                        tracing::error!(projector = name, error = %err, "could not keep the events before a failing one");
+                    }
+                }
+                self.record_failure(entry, position, &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Applies up to `limit` events after the checkpoint and moves it, in one transaction.
+    async fn apply_batch(
+        &self,
+        entry: &Entry,
+        limit: u32,
+        before_commit: impl FnOnce() -> Result<(), ProjectionError>,
+    ) -> Result<Step, BatchFailure> {
         let projector = entry.projector.as_ref();
+        let name = projector.name();
         // IMMEDIATE takes the write lock up front, so the checkpoint read below cannot go stale.
-        let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self
+            .db
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(before)?;
         let position: i64 =
             sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = $1")
                 .bind(name)
                 .fetch_one(&mut *tx)
-                .await?;
-        let batch =
-            eventstore::log::read_after(&mut *tx, &self.upcasters, position, BATCH_EVENTS).await?;
+                .await
+                .map_err(before)?;
+        let batch = eventstore::log::read_after(&mut *tx, &self.upcasters, position, limit)
+            .await
+            .map_err(|err| BatchFailure::Before(err.into()))?;
         let Some(last) = batch.last().map(|event| event.position) else {
-            tx.rollback().await?;
+            tx.rollback().await.map_err(before)?;
             entry.status.send_if_modified(|status| {
                 let changed = status.position != position;
                 status.position = position;
@@ -199,11 +252,14 @@ impl Projections {
             });
             return Ok(Step::CaughtUp);
         };
-        for event in &batch {
-            if let Err(err) = projector.apply(&mut tx, event).await {
-                tx.rollback().await?;
-                self.record_failure(entry, event.position, &err).await;
-                return Err(err);
+        for (applied, event) in batch.iter().enumerate() {
+            if let Err(error) = projector.apply(&mut tx, event).await {
+                tx.rollback().await.map_err(before)?;
+                return Err(BatchFailure::At {
+                    position: event.position,
+                    applied,
+                    error,
+                });
             }
         }
         // Guarded move: only from the position this batch was read after.
@@ -217,13 +273,14 @@ impl Projections {
         .bind(name)
         .bind(position)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(before)?;
         if moved.rows_affected() != 1 {
-            tx.rollback().await?;
+            tx.rollback().await.map_err(before)?;
             return Ok(Step::Advanced(0));
         }
-        before_commit()?;
-        tx.commit().await?;
+        before_commit().map_err(BatchFailure::Before)?;
+        tx.commit().await.map_err(before)?;
         entry.status.send_replace(ProjectorStatus {
             position: last,
             failure: None,
@@ -279,11 +336,8 @@ impl Projections {
         entry.status.send_replace(ProjectorStatus::default());
         let head = eventstore::log::head(self.db.pool()).await?;
         progress(0, head);
-        loop {
-            match self.step(name).await? {
-                Step::Advanced(_) => progress(entry.status.borrow().position, head),
-                Step::CaughtUp => break,
-            }
+        while let Step::Advanced(_) = self.step(name).await? {
+            progress(entry.status.borrow().position, head);
         }
         Ok(entry.status.borrow().position)
     }

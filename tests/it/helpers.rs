@@ -1,0 +1,171 @@
+//! `spawn_app()` and a small GraphQL client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use autosalon::{Application, ServeArgs};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server on its own database file.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A temporary directory holding the test's database; keep it alive for the test's length.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+pub fn database_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Starts the application on a fresh database in `dir`.
+pub async fn spawn_app(dir: &tempfile::TempDir) -> TestApp {
+    spawn_app_on(dir.path().join("autosalon.db")).await
+}
+
+/// Starts the application on the database at `path` (which may already hold data).
+pub async fn spawn_app_on(database_path: PathBuf) -> TestApp {
+    spawn_with(ServeArgs::new(
+        database_url(&database_path),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await
+}
+
+pub async fn spawn_with(settings: ServeArgs) -> TestApp {
+    let app = Application::build(settings)
+        .await
+        .expect("the application builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GraphQL operation and returns the whole JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.post_json(&json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    pub async fn post_json(&self, body: &Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .json(body)
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("the answer is JSON")
+    }
+
+    /// Runs an operation that must succeed and returns its `data`.
+    pub async fn ok(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}"
+        );
+        response["data"].clone()
+    }
+
+    /// How many events the log holds, read over GraphQL.
+    pub async fn event_count(&self) -> i64 {
+        self.ok("{ events(first: 1) { totalCount } }", json!({}))
+            .await["events"]["totalCount"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Stops the server and waits until it has released the database.
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+/// The codes of every error in a response, in order.
+pub fn error_codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub const STOCK_VEHICLE: &str = "mutation Stock($input: StockVehicleInput!) {
+  stockVehicle(input: $input) { position vehicle { id vin status location listPrice { amount currency } reservedForOrderId } }
+}";
+
+pub const REGISTER_CUSTOMER: &str = "mutation Register($input: RegisterCustomerInput!) {
+  registerCustomer(input: $input) { position customer { id fullName email phone } }
+}";
+
+pub const DRAFT_ORDER: &str = "mutation Draft($input: DraftOrderInput!) {
+  draftOrder(input: $input) { position order { id status total { amount currency } } }
+}";
+
+pub const CONFIRM_ORDER: &str = "mutation Confirm($id: UUID!) {
+  confirmOrder(id: $id) { position order { id status vehicle { status reservedForOrderId } } }
+}";
+
+pub const CANCEL_ORDER: &str = "mutation Cancel($id: UUID!, $reason: String!) {
+  cancelOrder(id: $id, reason: $reason) { position order { id status cancellationReason vehicle { status } } }
+}";
+
+/// A valid vehicle input with the given id and VIN.
+pub fn vehicle_input(id: &str, vin: &str, model: &str, amount: &str) -> Value {
+    json!({
+        "id": id, "vin": vin, "brand": "Lada", "model": model, "year": 2024, "trim": "Comfort",
+        "colour": "white", "mileageKm": 0, "condition": "NEW", "location": "Showroom A",
+        "listPrice": { "amount": amount, "currency": "RUB" },
+        "specifications": [{ "name": "engine", "value": "1.6 petrol" }]
+    })
+}
+
+pub fn customer_input(id: &str) -> Value {
+    json!({
+        "id": id, "fullName": "Anna Petrova", "email": "anna@example.ru",
+        "phone": "8 (916) 123-45-67", "address": "Moscow, Tverskaya 1"
+    })
+}

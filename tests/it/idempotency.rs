@@ -1,0 +1,118 @@
+//! A retry with the same idempotency key and input returns the first result; the same key with
+//! another input is refused; both hold across a restart.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const REPRICE: &str = "mutation Reprice($id: UUID!, $amount: Decimal!, $key: String) {
+  repriceVehicle(id: $id, price: { amount: $amount }, idempotencyKey: $key) { position replayed vehicle { listPrice { amount } } }
+}";
+const VEHICLE: &str = "0193a4b0-0000-7000-8000-0000000000e1";
+
+#[tokio::test]
+async fn retries_with_one_key_write_once_even_across_a_restart() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    app.ok(
+        STOCK_VEHICLE,
+        json!({ "input": vehicle_input(VEHICLE, "XTA210990Y2766389", "Vesta", "1500000.00") }),
+    )
+    .await;
+
+    let vars = json!({ "id": VEHICLE, "amount": "1450000.00", "key": "reprice-2026-11-22" });
+    let first = app.ok(REPRICE, vars.clone()).await["repriceVehicle"].clone();
+    assert_eq!(first["replayed"], false);
+    let retry = app.ok(REPRICE, vars.clone()).await["repriceVehicle"].clone();
+    assert_eq!(retry["replayed"], true);
+    assert_eq!(retry["position"], first["position"]);
+    assert_eq!(app.event_count().await, 2);
+
+    let other_input = json!({ "id": VEHICLE, "amount": "1.00", "key": "reprice-2026-11-22" });
+    let response = app.graphql(REPRICE, other_input.clone()).await;
+    assert_eq!(error_codes(&response), vec!["IDEMPOTENCY_KEY_REUSED"]);
+
+    app.stop().await;
+    let app = spawn_app(&dir).await;
+    let after_restart = app.ok(REPRICE, vars).await["repriceVehicle"].clone();
+    assert_eq!(after_restart["replayed"], true);
+    assert_eq!(after_restart["position"], first["position"]);
+    assert_eq!(
+        after_restart["vehicle"]["listPrice"]["amount"],
+        "1450000.00"
+    );
+    assert_eq!(
+        error_codes(&app.graphql(REPRICE, other_input).await),
+        vec!["IDEMPOTENCY_KEY_REUSED"]
+    );
+    assert_eq!(app.event_count().await, 2);
+
+    // Without a key, the same change is simply a no-op on the aggregate: no event.
+    app.ok(REPRICE, json!({ "id": VEHICLE, "amount": "1450000.00" }))
+        .await;
+    assert_eq!(app.event_count().await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_confirmations_for_one_vehicle_reserve_it_once() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let customer = "0193a4b0-0000-7000-8000-0000000000e2";
+    app.ok(
+        STOCK_VEHICLE,
+        json!({ "input": vehicle_input(VEHICLE, "XTA210990Y2766389", "Vesta", "1500000.00") }),
+    )
+    .await;
+    app.ok(
+        REGISTER_CUSTOMER,
+        json!({ "input": customer_input(customer) }),
+    )
+    .await;
+    let orders: Vec<String> = (0..6)
+        .map(|n| format!("0193a4b0-0000-7000-8000-0000000001e{n}"))
+        .collect();
+    for order in &orders {
+        app.ok(
+            DRAFT_ORDER,
+            json!({ "input": { "id": order, "customerId": customer, "vehicleId": VEHICLE } }),
+        )
+        .await;
+    }
+    let confirmations = orders
+        .iter()
+        .map(|order| app.graphql(CONFIRM_ORDER, json!({ "id": order })));
+    let responses = futures::future::join_all(confirmations).await;
+    let winners = responses
+        .iter()
+        .filter(|r| r.get("errors").is_none())
+        .count();
+    let losers: Vec<_> = responses.iter().flat_map(error_codes).collect();
+    assert_eq!(winners, 1, "{responses:#?}");
+    assert!(
+        losers
+            .iter()
+            .all(|code| code == "VEHICLE_NOT_AVAILABLE" || code == "CONFLICT"),
+        "{losers:?}"
+    );
+    let vehicle = app
+        .ok(
+            &format!("{{ vehicle(id: \"{VEHICLE}\") {{ status reservedForOrderId }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(vehicle["vehicle"]["status"], "RESERVED");
+    let holder = vehicle["vehicle"]["reservedForOrderId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (order, response) in orders.iter().zip(&responses) {
+        let confirmed = response.get("errors").is_none();
+        assert_eq!(
+            confirmed,
+            *order == holder,
+            "only the holder of the reservation is confirmed"
+        );
+    }
+    app.stop().await;
+}

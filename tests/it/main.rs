@@ -1,0 +1,10 @@
+//! Integration tests: the real application on a fresh SQLite file and port 0, spoken to over HTTP as
+//! a client would, plus store-level guarantees that need every crate together.
+
+mod bad_input;
+mod helpers;
+mod idempotency;
+mod journey;
+mod projector;
+mod readme;
+mod schema;

@@ -1,0 +1,195 @@
+//! The projector runtime's guarantees, with the real projectors over real commands.
+
+use std::sync::Arc;
+
+use aggregates::money::{Currency, Money};
+use aggregates::vehicle::{Condition, StockVehicle};
+use aggregates::vin::Vin;
+use autosalon::Ledger;
+use commands::clock::{SystemClock, UuidV7};
+use commands::{Dealership, RequestContext};
+use projections::{ProjectionError, Step};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::helpers::{database_url, temp_dir};
+
+async fn open(path: &std::path::Path) -> (Ledger, Dealership) {
+    let ledger = Ledger::open(&database_url(path)).await.unwrap();
+    let dealership = Dealership::new(
+        ledger.db.clone(),
+        ledger.upcasters.clone(),
+        Arc::new(SystemClock),
+        Arc::new(UuidV7),
+    );
+    (ledger, dealership)
+}
+
+/// Writes `vehicles` vehicles and a few changes to each: more events than one projector batch.
+async fn write_history(dealership: &Dealership, first: usize, vehicles: usize) {
+    let ctx = RequestContext::default();
+    for n in first..first + vehicles {
+        let id = Uuid::from_u128(0x1000 + n as u128);
+        let vin = Vin::parse(&format!("XTA2109900{n:07}")).unwrap();
+        let price =
+            Money::new(Decimal::new(100_000_000 + n as i64 * 100, 2), Currency::RUB).unwrap();
+        let stock = StockVehicle {
+            vin,
+            brand: if n % 3 == 0 { "Lada" } else { "Haval" }.into(),
+            model: format!("Model {}", n % 5),
+            year: 2020 + (n % 5) as i32,
+            trim: "Base".into(),
+            colour: "grey".into(),
+            mileage_km: (n * 1000) as u32,
+            condition: if n % 2 == 0 {
+                Condition::New
+            } else {
+                Condition::Used
+            },
+            location: "Lot 1".into(),
+            list_price: price,
+            specifications: Default::default(),
+            stocked_at: dealership.now(),
+        };
+        dealership
+            .stock_vehicle(&ctx, id, stock, None)
+            .await
+            .unwrap();
+        let cheaper = Money::new(Decimal::new(90_000_000 + n as i64, 2), Currency::RUB).unwrap();
+        dealership
+            .reprice_vehicle(&ctx, id, cheaper, None)
+            .await
+            .unwrap();
+        dealership
+            .relocate_vehicle(&ctx, id, format!("Lot {}", n % 4 + 2), None)
+            .await
+            .unwrap();
+        if n % 7 == 0 {
+            dealership
+                .withdraw_vehicle(&ctx, id, "hail damage".into(), None)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Every row of every read-model table, as text, in a stable order.
+async fn dump(ledger: &Ledger) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in ["catalog_vehicles", "customers", "orders"] {
+        let columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap();
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || '|' || ")
+        );
+        rows.extend(
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    rows
+}
+
+#[tokio::test]
+async fn a_crash_between_applying_a_batch_and_committing_it_applies_nothing_twice() {
+    let dir = temp_dir();
+    let path = dir.path().join("ledger.db");
+    {
+        let (ledger, dealership) = open(&path).await;
+        write_history(&dealership, 0, 120).await;
+        // One clean batch, then a crash after the second batch was applied but before it committed.
+        assert!(matches!(
+            ledger.projections.step("catalog").await.unwrap(),
+            Step::Advanced(_)
+        ));
+        let committed = ledger.projections.statuses()[0].1.position;
+        let crashed = ledger
+            .projections
+            .step_with_fault("catalog", || {
+                Err(ProjectionError::Injected("power cut".into()))
+            })
+            .await;
+        assert!(matches!(crashed, Err(ProjectionError::Injected(_))));
+        let checkpoint: i64 =
+            sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = 'catalog'")
+                .fetch_one(ledger.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(checkpoint, committed, "the checkpoint did not move");
+        let updated_past: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM catalog_vehicles WHERE last_position > $1")
+                .bind(committed)
+                .fetch_one(ledger.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(updated_past, 0, "no row reflects an uncommitted event");
+        ledger.db.close().await;
+    }
+    // Restart: the projector resumes from its checkpoint.
+    let (ledger, _) = open(&path).await;
+    ledger.projections.catch_up_all().await.unwrap();
+    let live = dump(&ledger).await;
+    assert!(live.len() >= 120);
+    for name in ledger.projections.names() {
+        ledger.projections.rebuild(name, |_, _| {}).await.unwrap();
+    }
+    assert_eq!(
+        dump(&ledger).await,
+        live,
+        "the resumed read model equals a from-scratch rebuild"
+    );
+}
+
+#[tokio::test]
+async fn a_projector_stops_on_an_event_it_cannot_apply_and_says_so() {
+    let dir = temp_dir();
+    let (ledger, dealership) = open(&dir.path().join("ledger.db")).await;
+    write_history(&dealership, 0, 2).await;
+    // A reprice for a vehicle the catalog never saw stocked: the read model cannot apply it.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Vehicle', 'ghost', 1, 'VehicleRepriced', '1.0',
+                 '{\"VehicleRepriced\":{\"old_price\":{\"amount\":\"1.00\",\"currency\":\"RUB\"},\"new_price\":{\"amount\":\"2.00\",\"currency\":\"RUB\"}}}', '{}')",
+    )
+    .execute(ledger.db.pool())
+    .await
+    .unwrap();
+    let bad_position = eventstore::log::head(ledger.db.pool()).await.unwrap();
+    write_history(&dealership, 2, 3).await;
+
+    let err = ledger.projections.catch_up("catalog").await.unwrap_err();
+    assert!(
+        matches!(err, ProjectionError::Inconsistent { position, .. } if position == bad_position)
+    );
+    let (_, status) = ledger
+        .projections
+        .statuses()
+        .into_iter()
+        .find(|(n, _)| *n == "catalog")
+        .unwrap();
+    assert_eq!(
+        status.position,
+        bad_position - 1,
+        "it stopped just before the bad event"
+    );
+    assert_eq!(status.failure.as_ref().map(|(p, _)| *p), Some(bad_position));
+    let recorded: (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT failed_position, last_error FROM log_checkpoints WHERE consumer = 'catalog'",
+    )
+    .fetch_one(ledger.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(recorded.0, Some(bad_position));
+    assert!(recorded.1.unwrap().contains("expected to update 1 row"));
+    // Retrying does not skip it.
+    assert!(ledger.projections.catch_up("catalog").await.is_err());
+    // Other projectors are not held back by it.
+    ledger.projections.catch_up("orders").await.unwrap();
+}

@@ -1,0 +1,74 @@
+//! The README's tour runs, block by block and exactly as written, against a fresh server.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// The ```graphql blocks of the README, in order.
+fn tour_blocks() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```graphql") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), text) => {
+                block.push_str(text);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+#[tokio::test]
+async fn the_readme_tour_runs_as_written() {
+    let blocks = tour_blocks();
+    assert!(
+        blocks.len() >= 6,
+        "the tour has its blocks: {}",
+        blocks.len()
+    );
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let mut answers = Vec::new();
+    for block in &blocks {
+        let response = app.graphql(block, json!({})).await;
+        assert!(
+            response.get("errors").is_none(),
+            "README block failed:\n{block}\n{response:#}"
+        );
+        answers.push(response["data"].clone());
+    }
+    let sale = answers
+        .iter()
+        .find(|a| a.get("confirmOrder").is_some())
+        .unwrap();
+    assert_eq!(sale["confirmOrder"]["order"]["status"], "CONFIRMED");
+    assert_eq!(
+        sale["applyOrderDiscount"]["order"]["total"]["amount"],
+        "1425000.00"
+    );
+    let catalog = answers
+        .iter()
+        .find(|a| a.get("vehicles").is_some())
+        .unwrap();
+    assert_eq!(catalog["vehicles"]["totalCount"], 1);
+    let cancel = answers
+        .iter()
+        .find(|a| a.get("cancelOrder").is_some())
+        .unwrap();
+    assert_eq!(
+        cancel["cancelOrder"]["order"]["vehicle"]["status"],
+        "AVAILABLE"
+    );
+    let audit = answers.last().unwrap();
+    assert!(audit["events"]["totalCount"].as_i64().unwrap() >= 8);
+    app.stop().await;
+}
