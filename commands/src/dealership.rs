@@ -7,40 +7,17 @@ use std::sync::Arc;
 use aggregates::customer::{Customer, CustomerCommand};
 use aggregates::order::{Order, OrderCommand, OrderStatus};
 use aggregates::vehicle::{Vehicle, VehicleCommand, VehicleStatus};
-use cqrs_es::persist::PersistedEventRepository;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
-use eventstore::{CommandMetadata, Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
 use uuid::Uuid;
 
 use crate::clock::{Clock, IdGenerator};
 use crate::context::RequestContext;
 use crate::error::CommandError;
-
-/// How often a command is re-decided after an optimistic-lock conflict before the caller is told.
-const CONFLICT_RETRIES: usize = 3;
-
-/// What a carried-out command reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Written {
-    /// The aggregate the command addressed.
-    pub id: Uuid,
-    /// Global position of the aggregate's newest event: once read models reach it, they show the write.
-    pub position: i64,
-    /// True when an idempotent retry was answered from the first attempt and nothing new was written.
-    pub replayed: bool,
-}
-
-/// The idempotency key of a mutation and the fingerprint of its input.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Idempotency {
-    pub key: String,
-    pub fingerprint: String,
-}
+use crate::sender::{Call, Idempotency, Sender, Written};
 
 /// Sends commands to the aggregates.
 pub struct Dealership {
-    db: Database,
-    log: EventLog,
+    sender: Sender,
     vehicles: Cqrs<Vehicle>,
     customers: Cqrs<Customer>,
     orders: Cqrs<Order>,
@@ -51,13 +28,6 @@ pub struct Dealership {
     ids: Arc<dyn IdGenerator>,
 }
 
-/// One command as sent: who, what, and how to recognise its retry.
-struct Call<'a> {
-    ctx: &'a RequestContext,
-    command: &'static str,
-    idempotency: Option<&'a Idempotency>,
-}
-
 impl Dealership {
     pub fn new(
         db: Database,
@@ -66,14 +36,16 @@ impl Dealership {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
-            log: EventLog::new(db.pool().clone(), upcasters.clone()),
+            sender: Sender::new(
+                db.clone(),
+                EventLog::new(db.pool().clone(), upcasters.clone()),
+            ),
             vehicles: db.framework(&upcasters, ()),
             customers: db.framework(&upcasters, ()),
             orders: db.framework(&upcasters, ()),
             vehicle_store: db.store(&upcasters),
             customer_store: db.store(&upcasters),
             order_store: db.store(&upcasters),
-            db,
             clock,
             ids,
         }
@@ -96,127 +68,19 @@ impl Dealership {
         id.unwrap_or_else(|| self.ids.new_id())
     }
 
-    async fn load<A: Aggregate>(&self, store: &Store<A>, id: Uuid) -> Result<A, CommandError>
-    where
-        Store<A>: EventStore<A>,
-    {
-        let mut context = store
-            .load_aggregate(&id.to_string())
-            .await
-            .map_err(|err| match err {
-                AggregateError::UserError(e) => CommandError::Internal(e.to_string()),
-                other => CommandError::Internal(other.to_string()),
-            })?;
-        Ok(std::mem::take(context.aggregate()))
-    }
-
     /// Current state of a vehicle (write model).
     pub async fn vehicle(&self, id: Uuid) -> Result<Vehicle, CommandError> {
-        self.load(&self.vehicle_store, id).await
+        self.sender.load(&self.vehicle_store, id).await
     }
 
     /// Current state of a customer (write model).
     pub async fn customer(&self, id: Uuid) -> Result<Customer, CommandError> {
-        self.load(&self.customer_store, id).await
+        self.sender.load(&self.customer_store, id).await
     }
 
     /// Current state of an order (write model).
     pub async fn order(&self, id: Uuid) -> Result<Order, CommandError> {
-        self.load(&self.order_store, id).await
-    }
-
-    /// Runs one command with metadata, answering idempotent retries from the log and re-deciding
-    /// after optimistic-lock conflicts.
-    async fn execute<A>(
-        &self,
-        cqrs: &Cqrs<A>,
-        id: Uuid,
-        command: A::Command,
-        call: Call<'_>,
-    ) -> Result<Written, CommandError>
-    where
-        A: Aggregate,
-        A::Command: Clone,
-        A::Error: Into<CommandError>,
-        eventstore::EventRepository: PersistedEventRepository,
-    {
-        if let Some(written) = self.replay(id, call.idempotency).await? {
-            return Ok(written);
-        }
-        let metadata = CommandMetadata {
-            actor_id: call.ctx.actor_id.clone(),
-            actor_role: call.ctx.actor_role.clone(),
-            correlation_id: call.ctx.correlation_id.clone(),
-            causation_id: Uuid::now_v7().to_string(),
-            command: call.command.to_string(),
-            idempotency_key: call.idempotency.map(|i| i.key.clone()),
-            input_fingerprint: call.idempotency.map(|i| i.fingerprint.clone()),
-        }
-        .to_map();
-        let aggregate_id = id.to_string();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match cqrs
-                .execute_with_metadata(&aggregate_id, command.clone(), metadata.clone())
-                .await
-            {
-                Ok(()) => break,
-                Err(AggregateError::UserError(err)) => return Err(err.into()),
-                Err(AggregateError::AggregateConflict) => {
-                    // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
-                    // follow a successful append: a keyed retry must then answer "already done".
-                    if let Some(written) = self.replay(id, call.idempotency).await? {
-                        return Ok(written);
-                    }
-                    if attempt >= CONFLICT_RETRIES {
-                        return Err(CommandError::Conflict { aggregate: A::TYPE });
-                    }
-                    tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");
-                }
-                Err(other) => {
-                    return Err(CommandError::Internal(format!("{} {id}: {other}", A::TYPE)));
-                }
-            }
-        }
-        self.db.notify_appended();
-        let position = self
-            .log
-            .last_position_of(A::TYPE, &aggregate_id)
-            .await?
-            .unwrap_or(0);
-        Ok(Written {
-            id,
-            position,
-            replayed: false,
-        })
-    }
-
-    /// Answers a retry: the first attempt's result when the key was used with the same input, an
-    /// error when it was used with another. Survives restarts: the key lives in the events' metadata.
-    async fn replay(
-        &self,
-        id: Uuid,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Option<Written>, CommandError> {
-        let Some(idempotency) = idempotency else {
-            return Ok(None);
-        };
-        let Some(first) = self.log.find_by_idempotency_key(&idempotency.key).await? else {
-            return Ok(None);
-        };
-        let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
-            == Some(idempotency.fingerprint.as_str());
-        if !same_input || first.aggregate_id != id.to_string() {
-            return Err(CommandError::IdempotencyKeyReused {
-                key: idempotency.key.clone(),
-            });
-        }
-        Ok(Some(Written {
-            id,
-            position: first.position,
-            replayed: true,
-        }))
+        self.sender.load(&self.order_store, id).await
     }
 
     // ----- vehicles -----
@@ -240,11 +104,12 @@ impl Dealership {
             }
         }
         let result = self
+            .sender
             .execute(
                 &self.vehicles,
                 id,
                 VehicleCommand::Stock(stock),
-                call(ctx, "StockVehicle", idempotency),
+                Call::new(ctx, "StockVehicle", idempotency),
             )
             .await;
         match result {
@@ -264,7 +129,7 @@ impl Dealership {
         Ok(
             sqlx::query_scalar("SELECT vehicle_id FROM vehicle_vins WHERE vin = $1")
                 .bind(vin)
-                .fetch_optional(self.db.pool())
+                .fetch_optional(self.sender.db().pool())
                 .await?,
         )
     }
@@ -276,13 +141,14 @@ impl Dealership {
         price: aggregates::money::Money,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.vehicles,
-            id,
-            VehicleCommand::Reprice { price },
-            call(ctx, "RepriceVehicle", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.vehicles,
+                id,
+                VehicleCommand::Reprice { price },
+                Call::new(ctx, "RepriceVehicle", idempotency),
+            )
+            .await
     }
 
     pub async fn relocate_vehicle(
@@ -292,13 +158,14 @@ impl Dealership {
         location: String,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.vehicles,
-            id,
-            VehicleCommand::Relocate { location },
-            call(ctx, "RelocateVehicle", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.vehicles,
+                id,
+                VehicleCommand::Relocate { location },
+                Call::new(ctx, "RelocateVehicle", idempotency),
+            )
+            .await
     }
 
     pub async fn withdraw_vehicle(
@@ -308,13 +175,14 @@ impl Dealership {
         reason: String,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.vehicles,
-            id,
-            VehicleCommand::Withdraw { reason },
-            call(ctx, "WithdrawVehicle", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.vehicles,
+                id,
+                VehicleCommand::Withdraw { reason },
+                Call::new(ctx, "WithdrawVehicle", idempotency),
+            )
+            .await
     }
 
     /// Releases a reservation whose order no longer needs it (a draft or cancelled order): the repair
@@ -341,13 +209,14 @@ impl Dealership {
                 "vehicle {vehicle_id} is reserved for confirmed order {order_id}; cancel the order instead"
             )));
         }
-        self.execute(
-            &self.vehicles,
-            vehicle_id,
-            VehicleCommand::ReleaseReservation { order_id },
-            call(ctx, "ReleaseVehicleReservation", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.vehicles,
+                vehicle_id,
+                VehicleCommand::ReleaseReservation { order_id },
+                Call::new(ctx, "ReleaseVehicleReservation", idempotency),
+            )
+            .await
     }
 
     // ----- customers -----
@@ -359,13 +228,14 @@ impl Dealership {
         command: CustomerCommand,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.customers,
-            id,
-            command,
-            call(ctx, "RegisterCustomer", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.customers,
+                id,
+                command,
+                Call::new(ctx, "RegisterCustomer", idempotency),
+            )
+            .await
     }
 
     pub async fn change_customer_contact_details(
@@ -375,13 +245,14 @@ impl Dealership {
         command: CustomerCommand,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.customers,
-            id,
-            command,
-            call(ctx, "ChangeCustomerContactDetails", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.customers,
+                id,
+                command,
+                Call::new(ctx, "ChangeCustomerContactDetails", idempotency),
+            )
+            .await
     }
 
     // ----- orders -----
@@ -423,13 +294,14 @@ impl Dealership {
             price,
             drafted_at: self.now(),
         };
-        self.execute(
-            &self.orders,
-            id,
-            command,
-            call(ctx, "DraftOrder", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.orders,
+                id,
+                command,
+                Call::new(ctx, "DraftOrder", idempotency),
+            )
+            .await
     }
 
     pub async fn apply_order_discount(
@@ -439,13 +311,14 @@ impl Dealership {
         discount: aggregates::order::Discount,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        self.execute(
-            &self.orders,
-            id,
-            OrderCommand::ApplyDiscount { discount },
-            call(ctx, "ApplyOrderDiscount", idempotency),
-        )
-        .await
+        self.sender
+            .execute(
+                &self.orders,
+                id,
+                OrderCommand::ApplyDiscount { discount },
+                Call::new(ctx, "ApplyOrderDiscount", idempotency),
+            )
+            .await
     }
 
     /// Confirms a draft order and reserves its vehicle.
@@ -462,7 +335,7 @@ impl Dealership {
         id: Uuid,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        if let Some(written) = self.replay(id, idempotency).await? {
+        if let Some(written) = self.sender.replay(id, idempotency).await? {
             return Ok(written);
         }
         let order = self.order(id).await?;
@@ -472,20 +345,22 @@ impl Dealership {
         let (OrderStatus::Draft, Some(vehicle_id)) = (order.status(), order.vehicle_id()) else {
             // Not a draft: let the aggregate refuse with its own precise error.
             return self
+                .sender
                 .execute(
                     &self.orders,
                     id,
                     confirm,
-                    call(ctx, "ConfirmOrder", idempotency),
+                    Call::new(ctx, "ConfirmOrder", idempotency),
                 )
                 .await;
         };
         let reserved = self
+            .sender
             .execute(
                 &self.vehicles,
                 vehicle_id,
                 VehicleCommand::Reserve { order_id: id },
-                call(ctx, "ConfirmOrder", None),
+                Call::new(ctx, "ConfirmOrder", None),
             )
             .await;
         match reserved {
@@ -499,11 +374,12 @@ impl Dealership {
             Err(other) => return Err(other),
         }
         match self
+            .sender
             .execute(
                 &self.orders,
                 id,
                 confirm,
-                call(ctx, "ConfirmOrder", idempotency),
+                Call::new(ctx, "ConfirmOrder", idempotency),
             )
             .await
         {
@@ -511,11 +387,12 @@ impl Dealership {
             Err(refused) => {
                 let release = VehicleCommand::ReleaseReservation { order_id: id };
                 if let Err(release_err) = self
+                    .sender
                     .execute(
                         &self.vehicles,
                         vehicle_id,
                         release,
-                        call(ctx, "ConfirmOrder", None),
+                        Call::new(ctx, "ConfirmOrder", None),
                     )
                     .await
                 {
@@ -546,11 +423,12 @@ impl Dealership {
             cancelled_at: self.now(),
         };
         let written = self
+            .sender
             .execute(
                 &self.orders,
                 id,
                 command,
-                call(ctx, "CancelOrder", idempotency),
+                Call::new(ctx, "CancelOrder", idempotency),
             )
             .await?;
         if let Some(vehicle_id) = self.order(id).await?.vehicle_id() {
@@ -558,11 +436,12 @@ impl Dealership {
             if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id) {
                 let release = VehicleCommand::ReleaseReservation { order_id: id };
                 let released = self
+                    .sender
                     .execute(
                         &self.vehicles,
                         vehicle_id,
                         release,
-                        call(ctx, "CancelOrder", None),
+                        Call::new(ctx, "CancelOrder", None),
                     )
                     .await?;
                 return Ok(Written {
@@ -596,17 +475,5 @@ impl Dealership {
             }
         }
         Ok(specifications)
-    }
-}
-
-fn call<'a>(
-    ctx: &'a RequestContext,
-    command: &'static str,
-    idempotency: Option<&'a Idempotency>,
-) -> Call<'a> {
-    Call {
-        ctx,
-        command,
-        idempotency,
     }
 }

@@ -15,8 +15,14 @@ pub mod dealership;
 pub mod error;
 pub mod guards;
 pub mod mutations;
+pub mod sender;
 
 pub use context::RequestContext;
-pub use dealership::{Dealership, Written};
+pub use dealership::Dealership;
 pub use error::CommandError;
-pub use mutations::{MutationRoot, MutationSettings};
+pub use mutations::MutationSettings;
+pub use sender::{Call, Idempotency, Sender, Written};
+
+/// Every mutation: one part per area of the dealership.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct MutationRoot(mutations::SalesMutation);

@@ -20,8 +20,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::context::RequestContext;
-use crate::dealership::{Dealership, Idempotency, Written};
+use crate::dealership::Dealership;
 use crate::error::CommandError;
+use crate::sender::{Idempotency, Written};
 
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
@@ -129,22 +130,24 @@ pub struct OrderPayload {
     pub replayed: bool,
 }
 
-pub struct MutationRoot;
+/// Vehicles, customers and orders.
+#[derive(Default)]
+pub struct SalesMutation;
 
-fn dealership<'a>(ctx: &Context<'a>) -> ApiResult<&'a Dealership> {
+pub fn dealership<'a>(ctx: &Context<'a>) -> ApiResult<&'a Dealership> {
     ctx.data::<std::sync::Arc<Dealership>>()
         .map(|d| d.as_ref())
         .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
 }
 
-fn caller(ctx: &Context<'_>) -> RequestContext {
+pub fn caller(ctx: &Context<'_>) -> RequestContext {
     ctx.data_opt::<RequestContext>()
         .cloned()
         .unwrap_or_default()
 }
 
 /// Validates the key and fingerprints the mutation's name and input.
-fn idempotency(
+pub fn idempotency(
     key: Option<String>,
     mutation: &str,
     input: &impl Serialize,
@@ -165,7 +168,7 @@ fn idempotency(
 }
 
 /// Waits until every read model reflects `written`, bounded by the configured timeout.
-async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
+pub async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
     let read = queries::read_models(ctx)?;
     let timeout = ctx
         .data_opt::<MutationSettings>()
@@ -208,16 +211,16 @@ async fn order_payload(ctx: &Context<'_>, written: Written) -> ApiResult<OrderPa
     })
 }
 
-fn validation(err: impl std::fmt::Display) -> ApiError {
+pub fn validation(err: impl std::fmt::Display) -> ApiError {
     ApiError::validation(err.to_string())
 }
 
-fn to_api(err: CommandError) -> ApiError {
+pub fn to_api(err: CommandError) -> ApiError {
     err.into()
 }
 
 #[Object]
-impl MutationRoot {
+impl SalesMutation {
     /// Takes a vehicle into stock, available for sale at its list price.
     async fn stock_vehicle(
         &self,

@@ -20,7 +20,7 @@ pub mod vehicles;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, SimpleObject};
 use eventstore::{DbPool, EventLog};
 use projections::Projections;
 use uuid::Uuid;
@@ -87,11 +87,20 @@ pub struct ProjectionStatus {
     pub failed_position: Option<Position>,
 }
 
-/// Every query.
-pub struct QueryRoot;
+/// Every query: one part per area of the dealership.
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(SalesQuery, AuditQuery);
+
+/// Vehicles, customers and orders.
+#[derive(Default)]
+pub struct SalesQuery;
+
+/// The event log and the projectors, for auditors and operators.
+#[derive(Default)]
+pub struct AuditQuery;
 
 #[Object]
-impl QueryRoot {
+impl SalesQuery {
     /// Vehicles in the catalog, oldest arrival first, filtered.
     async fn vehicles(
         &self,
@@ -153,7 +162,10 @@ impl QueryRoot {
             .await?
             .ok_or_else(|| ApiError::not_found("order", id))?)
     }
+}
 
+#[Object]
+impl AuditQuery {
     /// The global event log in commit order, starting after `after` (or after the `after` cursor).
     async fn events(
         &self,

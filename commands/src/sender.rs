@@ -1,0 +1,187 @@
+//! Sending one command to one aggregate: metadata on every event, idempotent retries answered from the
+//! log, re-deciding after optimistic-lock conflicts, and the global position of what was written.
+//! Every service in this crate sends through a [`Sender`].
+
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use eventstore::{CommandMetadata, Cqrs, Database, EventLog, Store};
+use uuid::Uuid;
+
+use crate::context::RequestContext;
+use crate::error::CommandError;
+
+/// How often a command is re-decided after an optimistic-lock conflict before the caller is told.
+const CONFLICT_RETRIES: usize = 3;
+
+/// What a carried-out command reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The aggregate the command addressed.
+    pub id: Uuid,
+    /// Global position of the aggregate's newest event: once read models reach it, they show the write.
+    pub position: i64,
+    /// True when an idempotent retry was answered from the first attempt and nothing new was written.
+    pub replayed: bool,
+}
+
+/// The idempotency key of a mutation and the fingerprint of its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// One command as sent: who, what, and how to recognise its retry.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    pub ctx: &'a RequestContext,
+    /// The command's name as recorded in metadata, e.g. `ConfirmOrder`.
+    pub command: &'static str,
+    /// Only the step that completes an operation carries the key: a retry of a half-done operation must
+    /// not be mistaken for a finished one.
+    pub idempotency: Option<&'a Idempotency>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(
+        ctx: &'a RequestContext,
+        command: &'static str,
+        idempotency: Option<&'a Idempotency>,
+    ) -> Self {
+        Self {
+            ctx,
+            command,
+            idempotency,
+        }
+    }
+
+    /// The same call without its idempotency key (for intermediate steps).
+    pub fn step(self) -> Self {
+        Self {
+            idempotency: None,
+            ..self
+        }
+    }
+}
+
+/// Sends commands and reads back where they landed. Cheap to clone.
+#[derive(Clone)]
+pub struct Sender {
+    db: Database,
+    log: EventLog,
+}
+
+impl Sender {
+    pub fn new(db: Database, log: EventLog) -> Self {
+        Self { db, log }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Current state of an aggregate (write model; a never-created id gives the default state).
+    pub async fn load<A: Aggregate>(&self, store: &Store<A>, id: Uuid) -> Result<A, CommandError> {
+        let mut context = store
+            .load_aggregate(&id.to_string())
+            .await
+            .map_err(|err| CommandError::Internal(format!("loading {} {id}: {err}", A::TYPE)))?;
+        Ok(std::mem::take(context.aggregate()))
+    }
+
+    /// Runs one command with metadata, answering idempotent retries from the log and re-deciding
+    /// after optimistic-lock conflicts.
+    pub async fn execute<A>(
+        &self,
+        cqrs: &Cqrs<A>,
+        id: Uuid,
+        command: A::Command,
+        call: Call<'_>,
+    ) -> Result<Written, CommandError>
+    where
+        A: Aggregate,
+        A::Command: Clone,
+        A::Error: Into<CommandError>,
+    {
+        if let Some(written) = self.replay(id, call.idempotency).await? {
+            return Ok(written);
+        }
+        let metadata = CommandMetadata {
+            actor_id: call.ctx.actor_id.clone(),
+            actor_role: call.ctx.actor_role.clone(),
+            correlation_id: call.ctx.correlation_id.clone(),
+            causation_id: Uuid::now_v7().to_string(),
+            command: call.command.to_string(),
+            idempotency_key: call.idempotency.map(|i| i.key.clone()),
+            input_fingerprint: call.idempotency.map(|i| i.fingerprint.clone()),
+        }
+        .to_map();
+        let aggregate_id = id.to_string();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match cqrs
+                .execute_with_metadata(&aggregate_id, command.clone(), metadata.clone())
+                .await
+            {
+                Ok(()) => break,
+                Err(AggregateError::UserError(err)) => return Err(err.into()),
+                Err(AggregateError::AggregateConflict) => {
+                    // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
+                    // follow a successful append: a keyed retry must then answer "already done".
+                    if let Some(written) = self.replay(id, call.idempotency).await? {
+                        return Ok(written);
+                    }
+                    if attempt >= CONFLICT_RETRIES {
+                        return Err(CommandError::Conflict { aggregate: A::TYPE });
+                    }
+                    tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");
+                }
+                Err(other) => {
+                    return Err(CommandError::Internal(format!("{} {id}: {other}", A::TYPE)));
+                }
+            }
+        }
+        self.db.notify_appended();
+        let position = self
+            .log
+            .last_position_of(A::TYPE, &aggregate_id)
+            .await?
+            .unwrap_or(0);
+        Ok(Written {
+            id,
+            position,
+            replayed: false,
+        })
+    }
+
+    /// Answers a retry: the first attempt's result when the key was used with the same input, an
+    /// error when it was used with another. Survives restarts: the key lives in the events' metadata.
+    pub async fn replay(
+        &self,
+        id: Uuid,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<Written>, CommandError> {
+        let Some(idempotency) = idempotency else {
+            return Ok(None);
+        };
+        let Some(first) = self.log.find_by_idempotency_key(&idempotency.key).await? else {
+            return Ok(None);
+        };
+        let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
+            == Some(idempotency.fingerprint.as_str());
+        if !same_input || first.aggregate_id != id.to_string() {
+            return Err(CommandError::IdempotencyKeyReused {
+                key: idempotency.key.clone(),
+            });
+        }
+        Ok(Some(Written {
+            id,
+            position: first.position,
+            replayed: true,
+        }))
+    }
+}
