@@ -108,6 +108,34 @@ async fn positions_survive_vacuum_and_are_never_reused() {
 }
 
 #[tokio::test]
+async fn positions_survive_a_backup_and_restore() {
+    let (dir, db) = fresh().await;
+    for sequence in 1..=3 {
+        append(&db, "Order", "o", sequence, "OrderDrafted").await;
+    }
+    let backup = dir.path().join("backup.db");
+    sqlx::query("VACUUM INTO $1")
+        .bind(backup.display().to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let restored = Database::connect(&format!("sqlite://{}", backup.display()))
+        .await
+        .unwrap();
+    restored.migrate().await.unwrap();
+    append(&restored, "Order", "o", 4, "OrderConfirmed").await;
+    let log = EventLog::new(restored.pool().clone(), no_upcasters());
+    let positions: Vec<_> = log
+        .read_after(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.position, e.sequence))
+        .collect();
+    assert_eq!(positions, vec![(1, 1), (2, 2), (3, 3), (4, 4)]);
+}
+
+#[tokio::test]
 async fn a_duplicate_sequence_is_refused_as_an_optimistic_lock_conflict() {
     let (_dir, db) = fresh().await;
     append(&db, "Vehicle", "a", 1, "VehicleStocked").await;

@@ -193,3 +193,34 @@ async fn a_projector_stops_on_an_event_it_cannot_apply_and_says_so() {
     // Other projectors are not held back by it.
     ledger.projections.catch_up("orders").await.unwrap();
 }
+
+#[tokio::test]
+async fn long_streams_are_snapshotted_and_load_to_the_same_state() {
+    let dir = temp_dir();
+    let (ledger, dealership) = open(&dir.path().join("ledger.db")).await;
+    write_history(&dealership, 1, 1).await; // vehicle 1 stays on sale (every 7th is withdrawn)
+    let id = Uuid::from_u128(0x1001);
+    let ctx = RequestContext::default();
+    for n in 1..=250_i64 {
+        let price = Money::new(Decimal::new(100_000_000 + n, 2), Currency::RUB).unwrap();
+        dealership
+            .reprice_vehicle(&ctx, id, price, None)
+            .await
+            .unwrap();
+    }
+    let snapshot_at: i64 = sqlx::query_scalar(
+        "SELECT last_sequence FROM snapshots WHERE aggregate_type = 'Vehicle' AND aggregate_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_one(ledger.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(snapshot_at, 200, "a snapshot every 100 events");
+    let vehicle = dealership.vehicle(id).await.unwrap();
+    let expected = Money::new(Decimal::new(100_000_250, 2), Currency::RUB).unwrap();
+    assert_eq!(
+        vehicle.list_price(),
+        Some(expected),
+        "snapshot + later events give the current state"
+    );
+}
