@@ -94,6 +94,9 @@ impl Dealership {
         stock: aggregates::vehicle::StockVehicle,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
+        if let Some(written) = self.sender.replay(id, idempotency).await? {
+            return Ok(written);
+        }
         let vin = stock.vin.as_str().to_string();
         if let Some(holder) = self.vin_holder(&vin).await? {
             if holder != id.to_string() {
@@ -193,6 +196,9 @@ impl Dealership {
         vehicle_id: Uuid,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
+        if let Some(written) = self.sender.replay(vehicle_id, idempotency).await? {
+            return Ok(written);
+        }
         let vehicle = self.vehicle(vehicle_id).await?;
         let Some(order_id) = vehicle
             .reserved_for()
@@ -266,6 +272,11 @@ impl Dealership {
         vehicle_id: Uuid,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
+        // A keyed retry answers from the first attempt before re-checking anything that may have
+        // changed since (the vehicle may have been sold in between).
+        if let Some(written) = self.sender.replay(id, idempotency).await? {
+            return Ok(written);
+        }
         if !self.customer(customer_id).await?.is_registered() {
             return Err(CommandError::NotFound {
                 what: "customer",

@@ -160,9 +160,13 @@ impl Sender {
 
     /// Answers a retry: the first attempt's result when the key was used with the same input, an
     /// error when it was used with another. Survives restarts: the key lives in the events' metadata.
+    ///
+    /// The answer names the aggregate the first attempt wrote to, not `_id`: a create whose id the
+    /// server generated gets a fresh id on every attempt, and the retry must still find the first.
+    /// (A client-chosen id is part of the input, so it is covered by the fingerprint.)
     pub async fn replay(
         &self,
-        id: Uuid,
+        _id: Uuid,
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<Written>, CommandError> {
         let Some(idempotency) = idempotency else {
@@ -173,11 +177,17 @@ impl Sender {
         };
         let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
             == Some(idempotency.fingerprint.as_str());
-        if !same_input || first.aggregate_id != id.to_string() {
+        if !same_input {
             return Err(CommandError::IdempotencyKeyReused {
                 key: idempotency.key.clone(),
             });
         }
+        let id = Uuid::parse_str(&first.aggregate_id).map_err(|err| {
+            CommandError::Internal(format!(
+                "stored aggregate id {:?}: {err}",
+                first.aggregate_id
+            ))
+        })?;
         Ok(Some(Written {
             id,
             position: first.position,

@@ -55,6 +55,24 @@ async fn retries_with_one_key_write_once_even_across_a_restart() {
 }
 
 #[tokio::test]
+async fn a_retried_create_without_a_client_id_returns_the_first_object() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let mut input = vehicle_input("", "XTA210990Y2766389", "Vesta", "1500000.00");
+    input.as_object_mut().unwrap().remove("id");
+    let query = "mutation($input: StockVehicleInput!, $key: String) {
+      stockVehicle(input: $input, idempotencyKey: $key) { replayed vehicle { id } } }";
+    let vars = json!({ "input": input, "key": "stock-once" });
+    let first = app.ok(query, vars.clone()).await["stockVehicle"].clone();
+    let retry = app.ok(query, vars).await["stockVehicle"].clone();
+    assert_eq!(first["replayed"], false);
+    assert_eq!(retry["replayed"], true);
+    assert_eq!(retry["vehicle"]["id"], first["vehicle"]["id"]);
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_confirmations_for_one_vehicle_reserve_it_once() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
