@@ -7,6 +7,7 @@ use std::time::Duration;
 use aggregates::money::{Currency, Money};
 use aggregates::policy::pro_rata_refund;
 use aggregates::policy::tariffs::{Offer, PARTNERS, QuoteTerms};
+use autosalon::{Application, Ledger, ServeArgs};
 use chrono::NaiveDate;
 use commands::insurers::{Insurer, InsurerError, InsurerPanel, PartnerInsurer};
 use futures::future::BoxFuture;
@@ -234,6 +235,16 @@ async fn a_quote_becomes_a_signed_policy_that_is_paid_claimed_on_and_cancelled_w
         )
         .await;
     assert_eq!(paid["payPolicyPremium"]["policy"]["status"], "ACTIVE");
+    let events = app.event_count().await;
+    let retried = app
+        .ok(
+            "mutation($id: UUID!, $amount: MoneyInput!, $key: String!) {
+               payPolicyPremium(id: $id, amount: $amount, idempotencyKey: $key) { replayed } }",
+            json!({ "id": KASKO_QUOTE, "amount": { "amount": premium.amount().to_string() }, "key": "premium-e2" }),
+        )
+        .await;
+    assert_eq!(retried["payPolicyPremium"]["replayed"], true);
+    assert_eq!(app.event_count().await, events, "a retry pays once");
 
     // File a claim, review, approve, pay.
     let today = policy["periodStart"].as_str().unwrap();
@@ -319,6 +330,78 @@ async fn a_quote_becomes_a_signed_policy_that_is_paid_claimed_on_and_cancelled_w
     assert_eq!(listed["active"]["totalCount"], 1);
     assert_eq!(listed["quote"]["policy"]["status"], "ACTIVE");
 
+    // Rebuilding the read model from the log gives the same rows.
+    app.stop().await;
+    let ledger = Ledger::open(&database_url(&dir.path().join("autosalon.db")))
+        .await
+        .unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+    let live = dump(&ledger).await;
+    // 2 quotes, 10 offers, 2 policies, 1 claim.
+    assert_eq!(live.len(), 15, "{live:#?}");
+    ledger
+        .projections
+        .rebuild("policies", |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(dump(&ledger).await, live);
+    ledger.db.close().await;
+}
+
+/// Every row of the insurance tables, as text.
+async fn dump(ledger: &Ledger) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in [
+        "insurance_quotes",
+        "insurance_offers",
+        "policies",
+        "insurance_claims",
+    ] {
+        let columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap();
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || '|' || ")
+        );
+        rows.extend(
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    rows
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_signing_key_readable_by_others_stops_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let database = dir.path().join("autosalon.db");
+    let settings = ServeArgs::new(database_url(&database), "127.0.0.1:0".parse().unwrap());
+    let key_file = settings.signing_key_file.clone();
+    assert_eq!(key_file, dir.path().join("autosalon.db.signing.key"));
+    std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let Err(error) = Application::build(settings.clone()).await else {
+        panic!("the application must not start with a world-readable key");
+    };
+    assert!(
+        format!("{error:#}").contains("wider than owner-only"),
+        "{error:#}"
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let app = spawn_with(settings).await;
+    let key = app.ok("{ dealershipPublicKey { keyId } }", json!({})).await;
+    assert_eq!(
+        key["dealershipPublicKey"]["keyId"].as_str().unwrap().len(),
+        16
+    );
     app.stop().await;
 }
 

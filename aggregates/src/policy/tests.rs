@@ -828,3 +828,79 @@ proptest! {
         prop_assert_eq!(replayed, policy);
     }
 }
+
+#[test]
+fn a_claim_must_be_reviewed_before_it_is_rejected() {
+    given(with(active(), &[claim_filed("50000")]))
+        .when(PolicyCommand::RejectClaim {
+            claim_id: claim_id(),
+            reason: "not covered".into(),
+            at: at("2026-06-03T10:00:00Z"),
+        })
+        .then_expect_error(PolicyError::InvalidClaimTransition {
+            from: ClaimStatus::Filed,
+            action: "reject",
+        });
+}
+
+#[test]
+fn a_claim_in_another_currency_is_refused() {
+    given(active())
+        .when(PolicyCommand::FileClaim {
+            claim_id: claim_id(),
+            incident_on: day("2026-05-30"),
+            description: "hail".into(),
+            claimed: Money::from_minor_units(100, Currency::EUR),
+            today: day("2026-06-01"),
+            filed_at: at("2026-06-01T10:00:00Z"),
+        })
+        .then_expect_error(PolicyError::Invalid(
+            "the amount claimed is in EUR but the policy is in RUB".into(),
+        ));
+}
+
+#[test]
+fn a_cancelled_policy_does_not_expire() {
+    given(with(active(), &[cancelled("2026-07-01", "31408.77")]))
+        .when(PolicyCommand::Expire {
+            today: day("2027-02-01"),
+        })
+        .then_expect_error(invalid(PolicyStatus::Cancelled, "expire"));
+}
+
+#[test]
+fn cancelling_before_the_start_refunds_the_whole_premium() {
+    let refund = pro_rata_refund(
+        rub("59400.00"),
+        day("2026-01-11"),
+        day("2027-01-11"),
+        day("2026-01-10"),
+    );
+    assert_eq!(refund, rub("59400.00"));
+    let last_day = pro_rata_refund(
+        rub("59400.00"),
+        day("2026-01-11"),
+        day("2027-01-11"),
+        day("2027-01-10"),
+    );
+    assert!(last_day.is_zero());
+}
+
+#[test]
+fn claims_on_an_expired_policy_are_accepted_for_incidents_in_the_period() {
+    given(with(
+        active(),
+        &[PolicyEvent::PolicyExpired {
+            expired_on: day("2027-01-11"),
+        }],
+    ))
+    .when(PolicyCommand::FileClaim {
+        claim_id: claim_id(),
+        incident_on: day("2026-05-30"),
+        description: "rear bumper dented in a car park".into(),
+        claimed: rub("50000"),
+        today: day("2027-02-01"),
+        filed_at: at("2026-06-01T10:00:00Z"),
+    })
+    .then_expect_events(vec![claim_filed("50000")]);
+}
