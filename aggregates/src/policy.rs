@@ -36,6 +36,8 @@
 //!   unused days = all of them when cancelled before the start, otherwise `end − cancellation day − 1`.
 //!   So it is the full premium before the start and zero on the last day. No refund when the premium
 //!   was never paid, nor once any claim was approved or paid (the insurer has carried the risk).
+//!   The commission recorded at issue is not rewritten; the refund is recorded beside it, so the
+//!   monthly settlement can claw commission back in proportion (`commission × refund / premium`).
 //! - **Expiry.** `Expire { today }` once `today >= end`.
 //! - **Claims.** Filed on an active policy, or on a cancelled or expired one for an incident that
 //!   happened while it covered: the incident date must lie in the period (and, for a cancelled
