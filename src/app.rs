@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use commands::clock::{SystemClock, UuidV7};
+use commands::insurance::Insurance;
+use commands::insurers::InsurerPanel;
+use commands::signing::PolicySigner;
 use commands::{Dealership, MutationSettings};
 use eventstore::{Database, EventLog, Upcasters};
 use projections::Projections;
@@ -63,12 +66,39 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: ServeArgs) -> anyhow::Result<Self> {
+        let insurers = InsurerPanel::partners(settings.insurer_timeout());
+        Self::build_with_insurers(settings, insurers).await
+    }
+
+    /// Like [`Application::build`], with the partner insurers given (tests inject failing ones).
+    pub async fn build_with_insurers(
+        settings: ServeArgs,
+        insurers: InsurerPanel,
+    ) -> anyhow::Result<Self> {
+        let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
+            .context("loading the policy signing key")?;
+        tracing::info!(
+            path = %settings.signing_key_file.display(),
+            created,
+            key_id = signer.public().key_id(),
+            public_key = %signer.public().base64(),
+            "electronic policies are signed with this Ed25519 key"
+        );
+        let signer = Arc::new(signer);
         let ledger = Ledger::open(&settings.database.database_url).await?;
         let dealership = Arc::new(Dealership::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
             Arc::new(SystemClock),
             Arc::new(UuidV7),
+        ));
+        let insurance = Arc::new(Insurance::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+            insurers,
+            signer.clone(),
         ));
         let read_models = ReadModels::new(
             ledger.db.pool().clone(),
@@ -78,6 +108,8 @@ impl Application {
         let schema = crate::schema::builder()
             .data(read_models)
             .data(dealership)
+            .data(insurance)
+            .data(signer.public().clone())
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })

@@ -1,6 +1,7 @@
 //! Configuration: flags and environment variables, with defaults that work on a fresh machine.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -47,15 +48,32 @@ pub struct ServeArgs {
         default_value_t = 5_000
     )]
     pub read_your_writes_timeout_ms: u64,
+    /// The Ed25519 key that signs electronic policies (hex seed, owner-only permissions). Created
+    /// with mode 0600 if missing; refused if readable by others or malformed.
+    #[arg(
+        long,
+        env = "AUTOSALON_SIGNING_KEY_FILE",
+        default_value = "autosalon-signing.key"
+    )]
+    pub signing_key_file: PathBuf,
+    /// How long each partner insurer may take to answer a quote request, in milliseconds.
+    #[arg(long, env = "AUTOSALON_INSURER_TIMEOUT_MS", default_value_t = 2_000)]
+    pub insurer_timeout_ms: u64,
 }
 
 impl ServeArgs {
     /// Settings for a test or an embedding: everything default but the database and the address.
+    /// The signing key goes beside the database file (`<db>.signing.key`).
     pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
+        let database_url = database_url.into();
+        let signing_key_file = database_url
+            .strip_prefix("sqlite://")
+            .map(|path| path.split('?').next().unwrap_or(path))
+            .filter(|path| !path.is_empty() && !path.contains(":memory:"))
+            .map(|path| PathBuf::from(format!("{path}.signing.key")))
+            .unwrap_or_else(|| PathBuf::from("autosalon-signing.key"));
         Self {
-            database: DatabaseArgs {
-                database_url: database_url.into(),
-            },
+            database: DatabaseArgs { database_url },
             listen,
             graphiql: true,
             max_body_bytes: 1_048_576,
@@ -63,7 +81,13 @@ impl ServeArgs {
             max_query_complexity: 2_000,
             max_batch: 10,
             read_your_writes_timeout_ms: 5_000,
+            signing_key_file,
+            insurer_timeout_ms: 2_000,
         }
+    }
+
+    pub fn insurer_timeout(&self) -> Duration {
+        Duration::from_millis(self.insurer_timeout_ms)
     }
 
     pub fn read_your_writes_timeout(&self) -> Duration {

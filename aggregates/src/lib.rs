@@ -13,6 +13,8 @@
 //! - [`vehicle`]: the [`vehicle::Vehicle`] aggregate, a car on the lot from stocking to sale.
 //! - [`customer`]: the [`customer::Customer`] aggregate, a buyer and how to reach them.
 //! - [`order`]: the [`order::Order`] aggregate, one customer buying one vehicle.
+//! - [`policy`]: the [`policy::Policy`] aggregate, a motor insurance policy from quote to claims,
+//!   with the partner insurers' tariffs and the signed electronic policy document.
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -32,6 +34,7 @@ pub mod contact;
 pub mod customer;
 pub mod money;
 pub mod order;
+pub mod policy;
 pub mod vehicle;
 pub mod vin;
 

@@ -5,6 +5,8 @@
 //! - [`dealership`]: [`Dealership`], one cqrs-es framework per aggregate; idempotency, conflict
 //!   retries, and the operations that span aggregates.
 //! - [`mutations`]: the GraphQL mutation root.
+//! - [`insurance`]: [`insurance::Insurance`] (quotes, signed policies, claims) and its mutations;
+//!   [`insurers`]: the partner insurers behind one trait; [`signing`]: the Ed25519 policy key.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
@@ -14,8 +16,11 @@ pub mod context;
 pub mod dealership;
 pub mod error;
 pub mod guards;
+pub mod insurance;
+pub mod insurers;
 pub mod mutations;
 pub mod sender;
+pub mod signing;
 
 pub use context::RequestContext;
 pub use dealership::Dealership;
@@ -25,4 +30,4 @@ pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutations::SalesMutation);
+pub struct MutationRoot(mutations::SalesMutation, insurance::InsuranceMutation);

@@ -6,6 +6,7 @@
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
+//! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
@@ -13,6 +14,7 @@
 pub mod audit;
 pub mod customers;
 pub mod error;
+pub mod insurance;
 pub mod orders;
 pub mod page;
 pub mod scalars;
@@ -89,7 +91,7 @@ pub struct ProjectionStatus {
 
 /// Every query: one part per area of the dealership.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SalesQuery, AuditQuery);
+pub struct QueryRoot(SalesQuery, AuditQuery, insurance::InsuranceQuery);
 
 /// Vehicles, customers and orders.
 #[derive(Default)]

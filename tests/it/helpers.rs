@@ -40,9 +40,30 @@ pub async fn spawn_app_on(database_path: PathBuf) -> TestApp {
 }
 
 pub async fn spawn_with(settings: ServeArgs) -> TestApp {
-    let app = Application::build(settings)
-        .await
-        .expect("the application builds");
+    start(
+        Application::build(settings)
+            .await
+            .expect("the application builds"),
+    )
+}
+
+/// Starts the application on a fresh database in `dir`, with these partner insurers.
+pub async fn spawn_with_insurers(
+    dir: &tempfile::TempDir,
+    insurers: commands::insurers::InsurerPanel,
+) -> TestApp {
+    let settings = ServeArgs::new(
+        database_url(&dir.path().join("autosalon.db")),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    start(
+        Application::build_with_insurers(settings, insurers)
+            .await
+            .expect("the application builds"),
+    )
+}
+
+fn start(app: Application) -> TestApp {
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {

@@ -4,6 +4,7 @@
 mod bad_input;
 mod helpers;
 mod idempotency;
+mod insurance;
 mod journey;
 mod projector;
 mod readme;
