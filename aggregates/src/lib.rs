@@ -13,6 +13,8 @@
 //! - [`vehicle`]: the [`vehicle::Vehicle`] aggregate, a car on the lot from stocking to sale.
 //! - [`customer`]: the [`customer::Customer`] aggregate, a buyer and how to reach them.
 //! - [`order`]: the [`order::Order`] aggregate, one customer buying one vehicle.
+//! - [`bookings`]: the workshop: [`bookings::Booking`] (one service visit) and
+//!   [`bookings::MechanicDay`] (one mechanic's claimed slots on one day).
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -28,6 +30,7 @@
 //!   changes gets a new `event_version`, and an upcaster registered in [`upcasters`] turns the old
 //!   payloads into the new shape when they are loaded.
 
+pub mod bookings;
 pub mod contact;
 pub mod customer;
 pub mod money;
