@@ -47,6 +47,12 @@ pub enum WorkshopError {
     /// The mechanic's day refused; see [`MechanicDayError`].
     #[error(transparent)]
     MechanicDay(#[from] MechanicDayError),
+    /// The slot breaks the slot rules; see [`SlotError`].
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    /// The mechanic id is not a staff code. The caller asks for the code on the job card.
+    #[error(transparent)]
+    MechanicCode(#[from] InvalidMechanicCode),
 }
 
 impl WorkshopError {
@@ -55,6 +61,8 @@ impl WorkshopError {
         match self {
             WorkshopError::Booking(err) => err.code(),
             WorkshopError::MechanicDay(err) => err.code(),
+            WorkshopError::Slot(err) => err.code(),
+            WorkshopError::MechanicCode(_) => "VALIDATION",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Why a command was not carried out, and the code a client sees for it.
 
+use aggregates::bookings::WorkshopError;
 use aggregates::customer::CustomerError;
 use aggregates::order::OrderError;
 use aggregates::vehicle::VehicleError;
@@ -13,6 +14,9 @@ pub enum CommandError {
     Customer(#[from] CustomerError),
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// A booking, a mechanic's day or a slot refused; see [`WorkshopError`].
+    #[error(transparent)]
+    Workshop(#[from] WorkshopError),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -43,6 +47,7 @@ impl From<CommandError> for ApiError {
             CommandError::Vehicle(e) => ApiError::new(e.code(), message),
             CommandError::Customer(e) => ApiError::new(e.code(), message),
             CommandError::Order(e) => ApiError::new(e.code(), message),
+            CommandError::Workshop(e) => ApiError::new(e.code(), message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

@@ -5,10 +5,13 @@
 //! - [`dealership`]: [`Dealership`], one cqrs-es framework per aggregate; idempotency, conflict
 //!   retries, and the operations that span aggregates.
 //! - [`mutations`]: the GraphQL mutation root.
+//! - [`bookings`]: [`Bookings`], the workshop's commands across bookings, mechanics' days and
+//!   vehicles, and their mutations.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
 
+pub mod bookings;
 pub mod clock;
 pub mod context;
 pub mod dealership;
@@ -17,6 +20,7 @@ pub mod guards;
 pub mod mutations;
 pub mod sender;
 
+pub use bookings::Bookings;
 pub use context::RequestContext;
 pub use dealership::Dealership;
 pub use error::CommandError;
@@ -25,4 +29,4 @@ pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutations::SalesMutation);
+pub struct MutationRoot(mutations::SalesMutation, bookings::BookingsMutation);

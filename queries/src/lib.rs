@@ -7,10 +7,12 @@
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
 //! - [`audit`]: the global log and aggregate streams for auditors.
+//! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
 pub mod audit;
+pub mod bookings;
 pub mod customers;
 pub mod error;
 pub mod orders;
@@ -89,7 +91,7 @@ pub struct ProjectionStatus {
 
 /// Every query: one part per area of the dealership.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SalesQuery, AuditQuery);
+pub struct QueryRoot(SalesQuery, AuditQuery, bookings::BookingsQuery);
 
 /// Vehicles, customers and orders.
 #[derive(Default)]
