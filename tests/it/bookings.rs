@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use aggregates::bookings::{BookingError, BookingStatus, MechanicDay, MechanicDayCommand};
 use aggregates::bookings::{MechanicCode, MechanicDayError, ServiceKind, Slot, WorkshopError};
 use aggregates::contact::{Email, Phone};
 use aggregates::customer::CustomerCommand;
@@ -12,7 +13,7 @@ use aggregates::vin::Vin;
 use autosalon::Ledger;
 use chrono::{DateTime, Duration, Utc};
 use commands::bookings::BookingRequest;
-use commands::clock::{SystemClock, UuidV7};
+use commands::clock::{FixedClock, SystemClock, UuidV7};
 use commands::{Bookings, CommandError, Dealership, RequestContext};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
@@ -488,4 +489,146 @@ async fn sixteen_racing_bookings_of_separate_slots_for_one_mechanic_all_succeed(
         "{outcomes:?}"
     );
     assert_eq!(rows(&workshop).await, 16);
+}
+
+fn request(workshop: &Workshop, mechanic: &str, slot: Slot) -> BookingRequest {
+    BookingRequest {
+        customer_id: workshop.customer_id,
+        vehicle_id: workshop.vehicle_id,
+        mechanic: MechanicCode::parse(mechanic).unwrap(),
+        kind: ServiceKind::Maintenance,
+        slot,
+        notes: String::new(),
+    }
+}
+
+/// The workshop's service with its clock stopped at `now`.
+fn service_at(workshop: &Workshop, now: &str) -> Bookings {
+    Bookings::new(
+        workshop.ledger.db.clone(),
+        workshop.ledger.upcasters.clone(),
+        Arc::new(FixedClock(now.parse().unwrap())),
+        Arc::new(UuidV7),
+    )
+}
+
+fn is_busy(outcome: &Result<commands::Written, CommandError>) -> bool {
+    matches!(
+        outcome,
+        Err(CommandError::Workshop(WorkshopError::MechanicDay(
+            MechanicDayError::Busy { .. }
+        )))
+    )
+}
+
+#[tokio::test]
+async fn a_no_show_frees_the_slot_and_rescheduling_within_the_day_moves_the_claim() {
+    let dir = temp_dir();
+    let workshop = workshop(&dir).await;
+    let before = service_at(&workshop, "2030-03-01T09:00:00Z");
+    let during = service_at(&workshop, "2030-03-15T08:00:00Z");
+    let ctx = RequestContext::default();
+    let mechanic = MechanicCode::parse("M-017").unwrap();
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+
+    before
+        .book_service(&ctx, first, request(&workshop, "M-017", steps(4, 8)), None)
+        .await
+        .unwrap();
+    // Moving to an overlapping later slot on the same day: the old claim is released.
+    before
+        .reschedule_booking(&ctx, first, mechanic.clone(), steps(6, 10), None)
+        .await
+        .unwrap();
+    let day = before
+        .mechanic_day(&mechanic, steps(0, 1).day())
+        .await
+        .unwrap();
+    let claimed: Vec<_> = day.claims().iter().map(|claim| claim.slot).collect();
+    assert_eq!(claimed, vec![steps(6, 10)]);
+    let early = before
+        .book_service(&ctx, second, request(&workshop, "M-017", steps(4, 6)), None)
+        .await;
+    assert!(early.is_ok(), "{early:?}");
+
+    // Too early for a no-show before the slot starts; once it has, the slot is freed.
+    let refused = before.mark_booking_no_show(&ctx, first, None).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Workshop(WorkshopError::Booking(
+                BookingError::NoShowBeforeStart { .. }
+            )))
+        ),
+        "{refused:?}"
+    );
+    during
+        .mark_booking_no_show(&ctx, first, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        during.booking(first).await.unwrap().status(),
+        BookingStatus::NoShow
+    );
+    let day = during
+        .mechanic_day(&mechanic, steps(0, 1).day())
+        .await
+        .unwrap();
+    assert_eq!(
+        day.claims().len(),
+        1,
+        "only the second booking's claim is left"
+    );
+    assert_eq!(rows(&workshop).await, 2);
+}
+
+#[tokio::test]
+async fn a_claim_left_behind_by_a_booking_that_never_came_to_exist_is_freed_once_stale() {
+    let dir = temp_dir();
+    let workshop = workshop(&dir).await;
+    let mechanic = MechanicCode::parse("M-017").unwrap();
+    // A request that claimed the slot and then died before recording its booking.
+    let days = workshop
+        .ledger
+        .db
+        .framework::<MechanicDay>(&workshop.ledger.upcasters, ());
+    let day_id = aggregates::bookings::mechanic_day_id(&mechanic, steps(0, 1).day());
+    days.execute(
+        &day_id.to_string(),
+        MechanicDayCommand::Claim {
+            mechanic: mechanic.clone(),
+            day: steps(0, 1).day(),
+            booking_id: Uuid::now_v7(),
+            slot: steps(4, 8),
+            claimed_at: "2030-03-01T09:00:00Z".parse().unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let ctx = RequestContext::default();
+
+    // Within the grace period the claim may belong to a booking being recorded right now.
+    let soon = service_at(&workshop, "2030-03-01T09:04:00Z");
+    let outcome = soon
+        .book_service(
+            &ctx,
+            Uuid::now_v7(),
+            request(&workshop, "M-017", steps(5, 6)),
+            None,
+        )
+        .await;
+    assert!(is_busy(&outcome), "{outcome:?}");
+
+    let later = service_at(&workshop, "2030-03-01T09:06:00Z");
+    let id = Uuid::now_v7();
+    later
+        .book_service(&ctx, id, request(&workshop, "M-017", steps(5, 6)), None)
+        .await
+        .unwrap();
+    let day = later
+        .mechanic_day(&mechanic, steps(0, 1).day())
+        .await
+        .unwrap();
+    let holders: Vec<_> = day.claims().iter().map(|claim| claim.booking_id).collect();
+    assert_eq!(holders, vec![id]);
 }

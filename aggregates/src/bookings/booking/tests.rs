@@ -639,3 +639,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn workshop_errors_carry_the_code_of_what_refused() {
+    use crate::bookings::{InvalidMechanicCode, MechanicDayError, WorkshopError};
+    let busy = MechanicDayError::Busy {
+        booking_id: Uuid::from_u128(1),
+        slot: slot(10, 12),
+    };
+    let cases = [
+        (
+            WorkshopError::from(BookingError::AlreadyBooked),
+            "BOOKING_ALREADY_EXISTS",
+        ),
+        (WorkshopError::from(busy), "MECHANIC_BUSY"),
+        (
+            WorkshopError::from(SlotError::OutsideWorkingHours),
+            "OUTSIDE_WORKING_HOURS",
+        ),
+        (
+            WorkshopError::from(InvalidMechanicCode("M 1".into())),
+            "VALIDATION",
+        ),
+    ];
+    for (error, code) in cases {
+        assert_eq!(error.code(), code, "{error:?}");
+    }
+}
