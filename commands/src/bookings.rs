@@ -28,6 +28,12 @@
 //! bookings' claims are never stale. The `MECHANIC_BUSY` message names the holding booking, so staff
 //! can look it up.
 //!
+//! # Who may book
+//!
+//! The customer must be registered and the vehicle stocked, in any status: a sold car is the
+//! customer's own car coming back for service. The ledger keeps no registry of who owns which car,
+//! so the pairing is the service advisor's.
+//!
 //! # Racing bookings
 //!
 //! Every claim on one mechanic's day appends to one stream, so of two racing claims one hits the

@@ -106,15 +106,15 @@ async fn apply_vehicle(
     conn: &mut SqliteConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
-    let Ok(VehicleEvent::VehicleServiceRecorded {
+    let VehicleEvent::VehicleServiceRecorded {
         booking_id,
         serviced_at,
         mileage_km,
         work,
         cost,
-    }) = event.decode::<VehicleEvent>()
+    } = event.decode::<VehicleEvent>()?
     else {
-        // Other vehicle events are the catalog's; a payload that does not decode stops the catalog.
+        // Every other vehicle event is the catalog's.
         return Ok(());
     };
     let done = sqlx::query(

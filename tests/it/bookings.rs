@@ -316,6 +316,13 @@ async fn bad_bookings_are_refused_with_their_codes_and_write_nothing() {
     .await;
     refused(
         &app,
+        "{ bookings(filter: { from: \"2030-03-16T00:00:00Z\", to: \"2030-03-15T00:00:00Z\" }) { totalCount } }",
+        json!({}),
+        "VALIDATION",
+    )
+    .await;
+    refused(
+        &app,
         "query($id: UUID!) { booking(id: $id) { id } }",
         json!({ "id": UNKNOWN }),
         "NOT_FOUND",
