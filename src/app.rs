@@ -10,7 +10,7 @@ use commands::clock::{SystemClock, UuidV7};
 use commands::insurance::Insurance;
 use commands::insurers::InsurerPanel;
 use commands::signing::PolicySigner;
-use commands::{Dealership, MutationSettings};
+use commands::{Bookings, Dealership, MutationSettings};
 use eventstore::{Database, EventLog, Upcasters};
 use projections::Projections;
 use queries::ReadModels;
@@ -100,6 +100,12 @@ impl Application {
             insurers,
             signer.clone(),
         ));
+        let bookings = Arc::new(Bookings::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+        ));
         let read_models = ReadModels::new(
             ledger.db.pool().clone(),
             EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
@@ -110,6 +116,7 @@ impl Application {
             .data(dealership)
             .data(insurance)
             .data(signer.public().clone())
+            .data(bookings)
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })

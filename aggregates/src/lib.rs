@@ -15,6 +15,8 @@
 //! - [`order`]: the [`order::Order`] aggregate, one customer buying one vehicle.
 //! - [`policy`]: the [`policy::Policy`] aggregate, a motor insurance policy from quote to claims,
 //!   with the partner insurers' tariffs and the signed electronic policy document.
+//! - [`bookings`]: the workshop: [`bookings::Booking`] (one service visit) and
+//!   [`bookings::MechanicDay`] (one mechanic's claimed slots on one day).
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -30,6 +32,7 @@
 //!   changes gets a new `event_version`, and an upcaster registered in [`upcasters`] turns the old
 //!   payloads into the new shape when they are loaded.
 
+pub mod bookings;
 pub mod contact;
 pub mod customer;
 pub mod money;

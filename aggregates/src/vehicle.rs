@@ -11,7 +11,9 @@
 //! Invariants (`handle` enforces them, `apply` re-asserts them with `debug_assert!`):
 //! - a vehicle is reserved for at most one order, and `reserved_for` is set exactly when the status
 //!   is `Reserved`;
-//! - `Sold` and `Withdrawn` are terminal: every later command is refused;
+//! - `Sold` and `Withdrawn` are terminal for sale: every later command is refused, except recording
+//!   a service (a sold car is the customer's car, and it comes back to the workshop);
+//! - the odometer (`mileage_km`) never goes backwards;
 //! - the list price is always positive; brand, model, trim, colour, location and reasons are never
 //!   empty, and every string is trimmed before it is stored.
 //!
@@ -25,6 +27,11 @@
 //!   reservation is a no-op, so a retried order confirmation is safe.
 //! - ReleaseReservation and Sell: only by the order that holds the reservation.
 //! - Withdraw: only an `Available` vehicle (a reserved car is released first).
+//! - RecordService: any stocked vehicle, whatever its status. The mileage may not be below the last
+//!   recorded one (at stocking or at the last service); the work lines are trimmed and blank ones
+//!   dropped, at least one remains; the cost is not negative. One record per booking: recording the
+//!   same booking again with the same mileage, work and cost is a no-op (a retried completion), with
+//!   anything else it is refused.
 //!
 //! A no-op succeeds and emits nothing.
 
@@ -108,12 +115,32 @@ pub struct StockVehicle {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum VehicleCommand {
     Stock(StockVehicle),
-    Reprice { price: Money },
-    Relocate { location: String },
-    Reserve { order_id: Uuid },
-    ReleaseReservation { order_id: Uuid },
-    Sell { order_id: Uuid },
-    Withdraw { reason: String },
+    Reprice {
+        price: Money,
+    },
+    Relocate {
+        location: String,
+    },
+    Reserve {
+        order_id: Uuid,
+    },
+    ReleaseReservation {
+        order_id: Uuid,
+    },
+    Sell {
+        order_id: Uuid,
+    },
+    Withdraw {
+        reason: String,
+    },
+    /// A completed workshop visit (from a booking), appended to the car's service history.
+    RecordService {
+        booking_id: Uuid,
+        serviced_at: DateTime<Utc>,
+        mileage_km: u32,
+        work: Vec<String>,
+        cost: Money,
+    },
 }
 
 /// What happened to a vehicle. The payloads are a public contract: see [`crate::upcasters`].
@@ -153,6 +180,14 @@ pub enum VehicleEvent {
     VehicleWithdrawn {
         reason: String,
     },
+    /// The car was serviced; `mileage_km` is the odometer when it left the workshop.
+    VehicleServiceRecorded {
+        booking_id: Uuid,
+        serviced_at: DateTime<Utc>,
+        mileage_km: u32,
+        work: Vec<String>,
+        cost: Money,
+    },
 }
 
 impl DomainEvent for VehicleEvent {
@@ -165,6 +200,7 @@ impl DomainEvent for VehicleEvent {
             VehicleEvent::VehicleReservationReleased { .. } => "VehicleReservationReleased",
             VehicleEvent::VehicleSold { .. } => "VehicleSold",
             VehicleEvent::VehicleWithdrawn { .. } => "VehicleWithdrawn",
+            VehicleEvent::VehicleServiceRecorded { .. } => "VehicleServiceRecorded",
         };
         name.to_owned()
     }
@@ -205,6 +241,17 @@ pub enum VehicleError {
     /// The caller reports a conflict: the order must reserve the vehicle first.
     #[error("vehicle is not reserved for order {order_id}")]
     NotReservedForOrder { order_id: Uuid },
+    /// A service mileage below the odometer already recorded. The caller asks the mechanic to read
+    /// the odometer again; a replaced instrument cluster is noted in the work, not as lower mileage.
+    #[error("mileage {given_km} km is below the last recorded {last_km} km")]
+    MileageBelowLastRecorded { last_km: u32, given_km: u32 },
+    /// A service cost below zero. The caller corrects it.
+    #[error("the service cost must not be negative")]
+    NegativeServiceCost,
+    /// Booking `booking_id` already recorded a different service on this car. The caller reports a
+    /// conflict: a record is never replaced.
+    #[error("booking {booking_id} already recorded a different service")]
+    ServiceAlreadyRecorded { booking_id: Uuid },
 }
 
 impl VehicleError {
@@ -220,6 +267,9 @@ impl VehicleError {
                 "VEHICLE_NOT_AVAILABLE"
             }
             VehicleError::NotReservedForOrder { .. } => "VEHICLE_NOT_RESERVED_FOR_ORDER",
+            VehicleError::MileageBelowLastRecorded { .. } => "MILEAGE_BELOW_LAST_RECORDED",
+            VehicleError::NegativeServiceCost => "VALIDATION",
+            VehicleError::ServiceAlreadyRecorded { .. } => "SERVICE_ALREADY_RECORDED",
         }
     }
 }
@@ -236,6 +286,20 @@ pub struct Vehicle {
     location: Option<String>,
     /// The order holding the reservation; `Some` exactly while `Reserved`.
     reserved_for: Option<Uuid>,
+    /// The odometer: at stocking, then at each service. A service may not lower it.
+    #[serde(default)]
+    mileage_km: u32,
+    /// Each recorded service by booking, so a repeated record is recognised.
+    #[serde(default)]
+    services: BTreeMap<Uuid, ServiceRecord>,
+}
+
+/// What a service record said, for recognising its repetition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ServiceRecord {
+    mileage_km: u32,
+    work: Vec<String>,
+    cost: Money,
 }
 
 impl Vehicle {
@@ -257,6 +321,16 @@ impl Vehicle {
 
     pub fn location(&self) -> Option<&str> {
         self.location.as_deref()
+    }
+
+    /// The last recorded odometer reading, kilometres.
+    pub fn mileage_km(&self) -> u32 {
+        self.mileage_km
+    }
+
+    /// How many services have been recorded.
+    pub fn service_count(&self) -> usize {
+        self.services.len()
     }
 
     /// Decides on `command`: the event it causes, `None` for a no-op, or why it is refused.
@@ -317,6 +391,48 @@ impl Vehicle {
                 }
                 let reason = required(&reason, "reason")?;
                 Some(VehicleEvent::VehicleWithdrawn { reason })
+            }
+            VehicleCommand::RecordService {
+                booking_id,
+                serviced_at,
+                mileage_km,
+                work,
+                cost,
+            } => {
+                let work: Vec<String> = work
+                    .iter()
+                    .map(|line| line.trim().to_owned())
+                    .filter(|line| !line.is_empty())
+                    .collect();
+                if work.is_empty() {
+                    return Err(VehicleError::EmptyField { field: "work" });
+                }
+                if cost.is_negative() {
+                    return Err(VehicleError::NegativeServiceCost);
+                }
+                let record = ServiceRecord {
+                    mileage_km,
+                    work,
+                    cost,
+                };
+                match self.services.get(&booking_id) {
+                    Some(existing) if *existing == record => return Ok(None),
+                    Some(_) => return Err(VehicleError::ServiceAlreadyRecorded { booking_id }),
+                    None => {}
+                }
+                if mileage_km < self.mileage_km {
+                    return Err(VehicleError::MileageBelowLastRecorded {
+                        last_km: self.mileage_km,
+                        given_km: mileage_km,
+                    });
+                }
+                Some(VehicleEvent::VehicleServiceRecorded {
+                    booking_id,
+                    serviced_at,
+                    mileage_km,
+                    work: record.work,
+                    cost,
+                })
             }
         };
         Ok(event)
@@ -407,6 +523,7 @@ impl Aggregate for Vehicle {
                 vin,
                 location,
                 list_price,
+                mileage_km,
                 ..
             } => {
                 debug_assert_eq!(self.status, NotStocked, "stocked twice");
@@ -415,6 +532,7 @@ impl Aggregate for Vehicle {
                 self.location = Some(location);
                 self.list_price = Some(list_price);
                 self.reserved_for = None;
+                self.mileage_km = mileage_km;
             }
             VehicleEvent::VehicleRepriced { new_price, .. } => {
                 debug_assert!(new_price.is_positive(), "repriced to {new_price}");
@@ -449,6 +567,26 @@ impl Aggregate for Vehicle {
                 debug_assert_eq!(self.status, Available, "withdrawn when not available");
                 self.status = Withdrawn;
                 self.reserved_for = None;
+            }
+            VehicleEvent::VehicleServiceRecorded {
+                booking_id,
+                mileage_km,
+                work,
+                cost,
+                ..
+            } => {
+                debug_assert_ne!(self.status, NotStocked, "serviced before stocking");
+                debug_assert!(mileage_km >= self.mileage_km, "odometer went backwards");
+                debug_assert!(!self.services.contains_key(&booking_id), "recorded twice");
+                self.mileage_km = mileage_km;
+                self.services.insert(
+                    booking_id,
+                    ServiceRecord {
+                        mileage_km,
+                        work,
+                        cost,
+                    },
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Why a command was not carried out, and the code a client sees for it.
 
+use aggregates::bookings::WorkshopError;
 use aggregates::customer::CustomerError;
 use aggregates::order::OrderError;
 use aggregates::policy::PolicyError;
@@ -16,6 +17,9 @@ pub enum CommandError {
     Order(#[from] OrderError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A booking, a mechanic's day or a slot refused; see [`WorkshopError`].
+    #[error(transparent)]
+    Workshop(#[from] WorkshopError),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -47,6 +51,7 @@ impl From<CommandError> for ApiError {
             CommandError::Customer(e) => ApiError::new(e.code(), message),
             CommandError::Order(e) => ApiError::new(e.code(), message),
             CommandError::Policy(e) => ApiError::new(e.code(), message),
+            CommandError::Workshop(e) => ApiError::new(e.code(), message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

@@ -7,10 +7,13 @@
 //! - [`mutations`]: the GraphQL mutation root.
 //! - [`insurance`]: [`insurance::Insurance`] (quotes, signed policies, claims) and its mutations;
 //!   [`insurers`]: the partner insurers behind one trait; [`signing`]: the Ed25519 policy key.
+//! - [`bookings`]: [`Bookings`], the workshop's commands across bookings, mechanics' days and
+//!   vehicles, and their mutations.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
 
+pub mod bookings;
 pub mod clock;
 pub mod context;
 pub mod dealership;
@@ -22,6 +25,7 @@ pub mod mutations;
 pub mod sender;
 pub mod signing;
 
+pub use bookings::Bookings;
 pub use context::RequestContext;
 pub use dealership::Dealership;
 pub use error::CommandError;
@@ -30,4 +34,8 @@ pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutations::SalesMutation, insurance::InsuranceMutation);
+pub struct MutationRoot(
+    mutations::SalesMutation,
+    insurance::InsuranceMutation,
+    bookings::BookingsMutation,
+);

@@ -54,8 +54,9 @@ impl Projector for Catalog {
         "catalog"
     }
 
+    /// 2: `mileage_km` follows the odometer at each recorded service.
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -162,6 +163,17 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
         }
         VehicleEvent::VehicleWithdrawn { .. } => {
             set_status(conn, event, VehicleStatus::Withdrawn, None).await
+        }
+        VehicleEvent::VehicleServiceRecorded { mileage_km, .. } => {
+            sqlx::query(
+                "UPDATE catalog_vehicles SET mileage_km = $1, updated_at = $2, last_position = $3 WHERE vehicle_id = $4",
+            )
+            .bind(i64::from(mileage_km))
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
         }
     }
     .map_err(ProjectionError::from)

@@ -9,9 +9,10 @@
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
 //! - [`policies`]: insurance quotes, offers, policies and claims.
-//! - [`catalog`], [`customers`], [`orders`]: the read models, each owning its tables (DDL beside the
+//! - [`catalog`], [`customers`], [`orders`], [`bookings`]: the read models, each owning its tables (DDL beside the
 //!   code that writes them). Their table layouts are a documented contract for analysts.
 
+pub mod bookings;
 pub mod catalog;
 pub mod customers;
 pub mod orders;

@@ -63,6 +63,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::customers::Customers),
         Arc::new(crate::orders::Orders),
         Arc::new(crate::policies::Policies),
+        Arc::new(crate::bookings::Bookings),
     ]
 }
 

@@ -14,6 +14,8 @@ pub enum AggregateType {
     Vehicle,
     Customer,
     Order,
+    Booking,
+    MechanicDay,
 }
 
 impl AggregateType {
@@ -24,6 +26,8 @@ impl AggregateType {
             AggregateType::Vehicle => aggregates::vehicle::Vehicle::TYPE,
             AggregateType::Customer => aggregates::customer::Customer::TYPE,
             AggregateType::Order => aggregates::order::Order::TYPE,
+            AggregateType::Booking => aggregates::bookings::Booking::TYPE,
+            AggregateType::MechanicDay => aggregates::bookings::MechanicDay::TYPE,
         }
     }
 }

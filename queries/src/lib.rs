@@ -8,10 +8,12 @@
 //! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
+//! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
 pub mod audit;
+pub mod bookings;
 pub mod customers;
 pub mod error;
 pub mod insurance;
@@ -91,7 +93,12 @@ pub struct ProjectionStatus {
 
 /// Every query: one part per area of the dealership.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SalesQuery, AuditQuery, insurance::InsuranceQuery);
+pub struct QueryRoot(
+    SalesQuery,
+    AuditQuery,
+    insurance::InsuranceQuery,
+    bookings::BookingsQuery,
+);
 
 /// Vehicles, customers and orders.
 #[derive(Default)]

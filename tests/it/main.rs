@@ -2,6 +2,7 @@
 //! a client would, plus store-level guarantees that need every crate together.
 
 mod bad_input;
+mod bookings;
 mod helpers;
 mod idempotency;
 mod insurance;

@@ -109,7 +109,13 @@ async fn a_crash_between_applying_a_batch_and_committing_it_applies_nothing_twic
             ledger.projections.step("catalog").await.unwrap(),
             Step::Advanced(_)
         ));
-        let committed = ledger.projections.statuses()[0].1.position;
+        let committed = ledger
+            .projections
+            .statuses()
+            .into_iter()
+            .find(|(name, _)| *name == "catalog")
+            .map(|(_, status)| status.position)
+            .unwrap();
         let crashed = ledger
             .projections
             .step_with_fault("catalog", || {

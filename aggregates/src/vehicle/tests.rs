@@ -199,6 +199,7 @@ fn every_command_on_a_vehicle_never_stocked_is_refused_as_not_found() {
         VehicleCommand::Withdraw {
             reason: "damaged".into(),
         },
+        record_service(booking(1), 100, &["oil"]),
     ];
     for command in commands {
         given(vec![])
@@ -446,6 +447,127 @@ fn withdrawing_a_sold_or_withdrawn_vehicle_is_refused() {
     }
 }
 
+// --- RecordService -------------------------------------------------------------------------
+
+fn booking(number: u128) -> Uuid {
+    Uuid::from_u128(0xb000 + number)
+}
+
+fn serviced_at() -> DateTime<Utc> {
+    "2025-03-15T09:00:00Z".parse().unwrap()
+}
+
+fn record_service(booking_id: Uuid, mileage_km: u32, work: &[&str]) -> VehicleCommand {
+    VehicleCommand::RecordService {
+        booking_id,
+        serviced_at: serviced_at(),
+        mileage_km,
+        work: work.iter().map(|line| line.to_string()).collect(),
+        cost: rub(8_500),
+    }
+}
+
+fn service_recorded(booking_id: Uuid, mileage_km: u32, work: &[&str]) -> VehicleEvent {
+    VehicleEvent::VehicleServiceRecorded {
+        booking_id,
+        serviced_at: serviced_at(),
+        mileage_km,
+        work: work.iter().map(|line| line.to_string()).collect(),
+        cost: rub(8_500),
+    }
+}
+
+#[test]
+fn recording_a_service_appends_it_with_trimmed_work_and_moves_the_odometer() {
+    given(vec![stocked()])
+        .when(record_service(
+            booking(1),
+            15_000,
+            &[" oil and filter ", " ", "wipers"],
+        ))
+        .then_expect_events(vec![service_recorded(
+            booking(1),
+            15_000,
+            &["oil and filter", "wipers"],
+        )]);
+    let mut vehicle = Vehicle::default();
+    vehicle.apply(stocked());
+    assert_eq!(vehicle.mileage_km(), 12);
+    vehicle.apply(service_recorded(booking(1), 15_000, &["oil"]));
+    assert_eq!(vehicle.mileage_km(), 15_000);
+    assert_eq!(vehicle.service_count(), 1);
+}
+
+#[test]
+fn a_sold_or_withdrawn_car_can_still_be_serviced() {
+    for history in [sold(), withdrawn()] {
+        given(history)
+            .when(record_service(booking(1), 12, &["oil"]))
+            .then_expect_events(vec![service_recorded(booking(1), 12, &["oil"])]);
+    }
+}
+
+#[test]
+fn a_service_mileage_below_the_last_recorded_one_is_refused() {
+    given(vec![stocked()])
+        .when(record_service(booking(1), 11, &["oil"]))
+        .then_expect_error(VehicleError::MileageBelowLastRecorded {
+            last_km: 12,
+            given_km: 11,
+        });
+    given(vec![
+        stocked(),
+        service_recorded(booking(1), 20_000, &["oil"]),
+    ])
+    .when(record_service(booking(2), 19_999, &["oil"]))
+    .then_expect_error(VehicleError::MileageBelowLastRecorded {
+        last_km: 20_000,
+        given_km: 19_999,
+    });
+}
+
+#[test]
+fn recording_the_same_service_again_changes_nothing() {
+    given(vec![
+        stocked(),
+        service_recorded(booking(1), 20_000, &["oil"]),
+    ])
+    .when(record_service(booking(1), 20_000, &[" oil "]))
+    .then_expect_events(vec![]);
+}
+
+#[test]
+fn recording_a_different_service_for_the_same_booking_is_refused() {
+    given(vec![
+        stocked(),
+        service_recorded(booking(1), 20_000, &["oil"]),
+    ])
+    .when(record_service(booking(1), 20_001, &["oil"]))
+    .then_expect_error(VehicleError::ServiceAlreadyRecorded {
+        booking_id: booking(1),
+    });
+}
+
+#[test]
+fn recording_a_service_without_work_is_refused() {
+    given(vec![stocked()])
+        .when(record_service(booking(1), 100, &["  "]))
+        .then_expect_error(VehicleError::EmptyField { field: "work" });
+}
+
+#[test]
+fn recording_a_service_at_a_negative_cost_is_refused() {
+    given(vec![stocked()])
+        .when(VehicleCommand::RecordService {
+            booking_id: booking(1),
+            serviced_at: serviced_at(),
+            mileage_km: 100,
+            work: vec!["oil".into()],
+            cost: rub(-1),
+        })
+        .then_expect_error(VehicleError::NegativeServiceCost);
+}
+
 // --- State, errors, events -------------------------------------------------------------------
 
 #[test]
@@ -483,6 +605,20 @@ fn every_error_has_a_stable_code_and_a_readable_message() {
         (
             VehicleError::NotReservedForOrder { order_id: order(1) },
             "VEHICLE_NOT_RESERVED_FOR_ORDER",
+        ),
+        (
+            VehicleError::MileageBelowLastRecorded {
+                last_km: 2,
+                given_km: 1,
+            },
+            "MILEAGE_BELOW_LAST_RECORDED",
+        ),
+        (VehicleError::NegativeServiceCost, "VALIDATION"),
+        (
+            VehicleError::ServiceAlreadyRecorded {
+                booking_id: order(1),
+            },
+            "SERVICE_ALREADY_RECORDED",
         ),
     ];
     for (error, code) in cases {
@@ -535,6 +671,7 @@ fn event_types_name_the_serialized_variant_at_version_1_0() {
         VehicleEvent::VehicleReservationReleased { order_id: order(1) },
         VehicleEvent::VehicleSold { order_id: order(1) },
         VehicleEvent::VehicleWithdrawn { reason: "r".into() },
+        service_recorded(booking(1), 1, &["oil"]),
     ];
     for event in events {
         let json = serde_json::to_value(&event).unwrap();
@@ -585,6 +722,15 @@ fn command() -> impl Strategy<Value = VehicleCommand> {
         prop::sample::select(vec!["damaged", " "]).prop_map(|reason| VehicleCommand::Withdraw {
             reason: reason.into()
         }),
+        (
+            (1..=3u128),
+            prop::sample::select(vec![0u32, 12, 5_000, 20_000])
+        )
+            .prop_map(|(number, mileage_km)| record_service(
+                booking(number),
+                mileage_km,
+                &["oil"]
+            )),
     ]
 }
 
@@ -635,7 +781,10 @@ proptest! {
     #[test]
     fn a_sold_or_withdrawn_vehicle_never_changes_again(commands in prop::collection::vec(command(), 0..40)) {
         for step in run(commands) {
-            if step.before.status().is_terminal() {
+            let serviced = step.outcome.as_ref().is_ok_and(|events| {
+                events.iter().all(|event| matches!(event, VehicleEvent::VehicleServiceRecorded { .. }))
+            });
+            if step.before.status().is_terminal() && !serviced {
                 prop_assert!(step.outcome.is_err(), "{:?}", step.outcome);
                 prop_assert_eq!(step.before, step.after);
             }
@@ -650,6 +799,13 @@ proptest! {
             if let (Some(before), Some(after)) = (step.before.reserved_for(), vehicle.reserved_for()) {
                 prop_assert_eq!(before, after, "reservation passed between orders without a release");
             }
+        }
+    }
+
+    #[test]
+    fn the_odometer_never_goes_backwards(commands in prop::collection::vec(command(), 0..40)) {
+        for step in run(commands) {
+            prop_assert!(step.after.mileage_km() >= step.before.mileage_km() || step.before.status() == VehicleStatus::NotStocked);
         }
     }
 
