@@ -13,6 +13,8 @@
 //! - [`vehicle`]: the [`vehicle::Vehicle`] aggregate, a car on the lot from stocking to sale.
 //! - [`customer`]: the [`customer::Customer`] aggregate, a buyer and how to reach them.
 //! - [`order`]: the [`order::Order`] aggregate, one customer buying one vehicle.
+//! - [`loan`]: the [`loan::Loan`] aggregate, financing for one order from application to payoff;
+//!   its credit policy in [`loan::credit`] and its schedule maths in [`loan::schedule`].
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -30,6 +32,7 @@
 
 pub mod contact;
 pub mod customer;
+pub mod loan;
 pub mod money;
 pub mod order;
 pub mod vehicle;
