@@ -5,6 +5,7 @@
 //! - [`dealership`]: [`Dealership`], one cqrs-es framework per aggregate; idempotency, conflict
 //!   retries, and the operations that span aggregates.
 //! - [`mutations`]: the GraphQL mutation root.
+//! - [`loans`]: [`loans::Loans`], car financing from application to payoff, and its mutations.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
@@ -14,6 +15,7 @@ pub mod context;
 pub mod dealership;
 pub mod error;
 pub mod guards;
+pub mod loans;
 pub mod mutations;
 pub mod sender;
 
@@ -25,4 +27,4 @@ pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct MutationRoot(mutations::SalesMutation);
+pub struct MutationRoot(mutations::SalesMutation, loans::LoansMutation);

@@ -8,11 +8,13 @@
 //! # Layout
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
-//! - [`catalog`], [`customers`], [`orders`]: the read models, each owning its tables (DDL beside the
-//!   code that writes them). Their table layouts are a documented contract for analysts.
+//! - [`catalog`], [`customers`], [`orders`], [`loans`]: the read models, each owning its tables
+//!   (DDL beside the code that writes them). Their table layouts are a documented contract for
+//!   analysts.
 
 pub mod catalog;
 pub mod customers;
+pub mod loans;
 pub mod orders;
 pub mod runtime;
 

@@ -2,10 +2,10 @@
 //! errors that mutations share.
 //!
 //! # Layout
-//! - [`scalars`]: `Decimal`, `DateTime`, `Position`, `Money`, `Currency` — strict on input.
+//! - [`scalars`]: `Decimal`, `DateTime`, `Date`, `Position`, `Money`, `Currency` — strict on input.
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
-//! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
+//! - [`vehicles`], [`customers`], [`orders`], [`loans`]: read-model views and their SQL.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod customers;
 pub mod error;
+pub mod loans;
 pub mod orders;
 pub mod page;
 pub mod scalars;
@@ -89,7 +90,7 @@ pub struct ProjectionStatus {
 
 /// Every query: one part per area of the dealership.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SalesQuery, AuditQuery);
+pub struct QueryRoot(SalesQuery, AuditQuery, loans::LoansQuery);
 
 /// Vehicles, customers and orders.
 #[derive(Default)]
