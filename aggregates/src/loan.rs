@@ -77,6 +77,26 @@ use schedule::{Instalment, Rule, ScheduleKind};
 /// An instalment unpaid for more than this many calendar days after its due date defaults the loan.
 pub const DEFAULT_AFTER_DAYS_PAST_DUE: i64 = 60;
 
+/// Interest accrued on `principal` from `period_start` to `on` in a period ending on `period_end`:
+/// `principal × annual rate / 12 × elapsed days / days in period`, the elapsed days clamped to the
+/// period, rounded to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING). The interest
+/// part of a full early repayment's payoff.
+pub fn accrued_interest(
+    principal: Money,
+    annual_rate_percent: Decimal,
+    period_start: NaiveDate,
+    period_end: NaiveDate,
+    on: NaiveDate,
+) -> Money {
+    let period_days = (period_end - period_start).num_days().max(1);
+    let elapsed = (on - period_start).num_days().clamp(0, period_days);
+    let exact = principal.amount() * annual_rate_percent * Decimal::from(elapsed)
+        / (Decimal::from(1200) * Decimal::from(period_days));
+    // At most one month's interest on a valid amount: always within range.
+    Money::new(round_to_kopecks(exact), principal.currency())
+        .unwrap_or_else(|_| Money::zero(principal.currency()))
+}
+
 /// What kind of financing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LoanType {
@@ -780,13 +800,13 @@ impl Loan {
             .find(|i| i.instalment.number + 1 == next.instalment.number)
             .map(|i| i.instalment.due_date)
             .or(self.disbursed_on)?;
-        let period_days = (next.instalment.due_date - period_start).num_days().max(1);
-        let elapsed = (paid_on - period_start).num_days().clamp(0, period_days);
-        let accrued = round_to_kopecks(
-            principal.amount() * rate * Decimal::from(elapsed)
-                / (Decimal::from(1200) * Decimal::from(period_days)),
+        let accrued = accrued_interest(
+            principal,
+            rate,
+            period_start,
+            next.instalment.due_date,
+            paid_on,
         );
-        let accrued = Money::new(accrued, principal.currency()).ok()?;
         principal.checked_add(accrued).ok()
     }
 

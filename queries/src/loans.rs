@@ -158,6 +158,60 @@ impl Loan {
     async fn schedule(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LoanInstalment>> {
         Ok(schedule(read_models(ctx)?.pool(), self.id).await?)
     }
+
+    /// What a FULL early repayment dated `on` costs: the outstanding principal plus the interest
+    /// accrued in the current period by actual days. Null unless ACTIVE. The repayment itself is
+    /// still refused while instalments are in arrears or the next one is partly paid.
+    async fn payoff(&self, ctx: &Context<'_>, on: Date) -> async_graphql::Result<Option<Money>> {
+        let (LoanStatus::Active, Some(rate), Some(disbursed_on)) =
+            (self.status, self.annual_rate_percent, self.disbursed_on)
+        else {
+            return Ok(None);
+        };
+        let pool = read_models(ctx)?.pool();
+        let next: Option<(i64, String)> = sqlx::query_as(
+            "SELECT number, due_date FROM loan_instalments
+              WHERE loan_id = $1 AND paid_principal_minor + paid_interest_minor < total_minor
+              ORDER BY number LIMIT 1",
+        )
+        .bind(self.id.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::from)?;
+        let Some((number, due_date)) = next else {
+            return Ok(None);
+        };
+        let previous: Option<String> = sqlx::query_scalar(
+            "SELECT due_date FROM loan_instalments WHERE loan_id = $1 AND number = $2",
+        )
+        .bind(self.id.to_string())
+        .bind(number - 1)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::from)?;
+        let period_start = match previous {
+            Some(text) => Date::from_stored(&text)?.0,
+            None => disbursed_on.0,
+        };
+        let principal = aggregates::money::Money::new(
+            self.outstanding_principal.amount.0,
+            self.outstanding_principal.currency.into(),
+        )
+        .map_err(ApiError::internal)?;
+        let accrued = aggregates::loan::accrued_interest(
+            principal,
+            rate.0,
+            period_start,
+            Date::from_stored(&due_date)?.0,
+            on.0,
+        );
+        Ok(Some(
+            principal
+                .checked_add(accrued)
+                .map_err(ApiError::internal)?
+                .into(),
+        ))
+    }
 }
 
 const SELECT_LOAN: &str = "SELECT loan_id, order_id, customer_id, status, loan_type, currency, vehicle_price_minor,

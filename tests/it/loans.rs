@@ -253,6 +253,35 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     )
     .await;
     assert_eq!(arrears["loan"]["overdueCount"], 0);
+
+    // Pay it all off. Two instalments were paid ahead, so the current period (instalment 3's)
+    // starts on instalment 2's due date, still in the future: no interest has accrued yet.
+    let quote = app
+        .ok(
+            "query($id: UUID!, $on: Date!) { loan(id: $id) { payoff(on: $on) { amount currency } } }",
+            json!({ "id": LOAN, "on": today().to_string() }),
+        )
+        .await;
+    let payoff = quote["loan"]["payoff"].clone();
+    assert_eq!(payoff, json!({ "amount": "857137.32", "currency": "RUB" }));
+    let paid_off = step(
+        &app,
+        &by_id(
+            "repayLoanEarly",
+            ", $input: RepayLoanEarlyInput!, $key: String!",
+            ", input: $input, idempotencyKey: $key",
+        ),
+        json!({ "id": LOAN, "key": "payoff-1", "input": { "kind": "FULL", "amount": payoff } }),
+    )
+    .await;
+    let loan = &paid_off["loan"];
+    assert_eq!(loan["status"], "COMPLETED");
+    assert_eq!(amount(&loan["outstandingPrincipal"]), "0.00");
+    assert_eq!(amount(&loan["principalRepaid"]), "1211250.00");
+    assert_eq!(
+        loan["instalmentCount"], 2,
+        "only the paid instalments remain"
+    );
     app.stop().await;
 }
 

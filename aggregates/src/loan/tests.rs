@@ -1124,6 +1124,16 @@ fn a_defaulted_loan_takes_no_more_commands() {
 }
 
 #[test]
+fn arrears_cannot_be_assessed_as_of_a_date_before_the_disbursement() {
+    given(active())
+        .when(assess("2026-11-01"))
+        .then_expect_error(LoanError::DateBeforeDisbursement {
+            date: day("2026-11-01"),
+            disbursed_on: day("2026-11-30"),
+        });
+}
+
+#[test]
 fn arrears_are_assessed_only_on_active_loans() {
     given(approved())
         .when(assess("2027-01-01"))
