@@ -283,6 +283,43 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
         "only the paid instalments remain"
     );
     app.stop().await;
+
+    // A rebuilt read model is identical to the live one.
+    let ledger = autosalon::Ledger::open(&database_url(&dir.path().join("autosalon.db")))
+        .await
+        .unwrap();
+    let live = dump_loan_tables(&ledger).await;
+    assert_eq!(live.len(), 3, "one loan, two instalments: {live:?}");
+    ledger
+        .projections
+        .rebuild("loans", |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(dump_loan_tables(&ledger).await, live);
+}
+
+/// Every row of `loans` and `loan_instalments`, as text, in a stable order.
+async fn dump_loan_tables(ledger: &autosalon::Ledger) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in ["loans", "loan_instalments"] {
+        let columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap();
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || '|' || ")
+        );
+        rows.extend(
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    rows
 }
 
 #[tokio::test]
