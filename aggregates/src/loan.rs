@@ -49,7 +49,13 @@
 //!     period by actual days: `round(principal × annual rate / 12 × elapsed days / days in period)`,
 //!     where the period runs from the previous due date (or the disbursement date) to the next due
 //!     date, and the elapsed days are clamped to the period. The amount paid must equal the payoff
-//!     (`PAYOFF_AMOUNT_MISMATCH` tells the expected amount); the loan is then completed.
+//!     (`PAYOFF_AMOUNT_MISMATCH` tells the expected amount; [`Loan::payoff`] and the `payoff(on)`
+//!     query quote it); the loan is then completed.
+//!   - Why the two differ: after a partial repayment the current period's interest is still paid,
+//!     at the next due date, as a month's interest on the reduced balance; a full repayment ends the
+//!     loan today, so there is no next due date and the period's interest is charged by the days
+//!     elapsed. Paying instalments ahead of time moves the current period forward, so a payoff
+//!     before it starts carries no interest.
 //! - **Arrears.** `AssessArrears { as_of }` (staff or a daily job) marks every instalment unpaid
 //!   after its due date as overdue. When the oldest unpaid instalment is more than
 //!   [`DEFAULT_AFTER_DAYS_PAST_DUE`] (60) calendar days past due, the loan is defaulted: the threshold
