@@ -106,6 +106,12 @@ impl Application {
             Arc::new(SystemClock),
             Arc::new(UuidV7),
         ));
+        let loans = Arc::new(commands::loans::Loans::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+        ));
         let read_models = ReadModels::new(
             ledger.db.pool().clone(),
             EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
@@ -117,6 +123,7 @@ impl Application {
             .data(insurance)
             .data(signer.public().clone())
             .data(bookings)
+            .data(loans)
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })

@@ -17,6 +17,8 @@
 //!   with the partner insurers' tariffs and the signed electronic policy document.
 //! - [`bookings`]: the workshop: [`bookings::Booking`] (one service visit) and
 //!   [`bookings::MechanicDay`] (one mechanic's claimed slots on one day).
+//! - [`loan`]: the [`loan::Loan`] aggregate, financing for one order from application to payoff;
+//!   its credit policy in [`loan::credit`] and its schedule maths in [`loan::schedule`].
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -35,6 +37,7 @@
 pub mod bookings;
 pub mod contact;
 pub mod customer;
+pub mod loan;
 pub mod money;
 pub mod order;
 pub mod policy;

@@ -2,6 +2,7 @@
 
 use aggregates::bookings::WorkshopError;
 use aggregates::customer::CustomerError;
+use aggregates::loan::LoanError;
 use aggregates::order::OrderError;
 use aggregates::policy::PolicyError;
 use aggregates::vehicle::VehicleError;
@@ -20,6 +21,8 @@ pub enum CommandError {
     /// A booking, a mechanic's day or a slot refused; see [`WorkshopError`].
     #[error(transparent)]
     Workshop(#[from] WorkshopError),
+    #[error(transparent)]
+    Loan(#[from] LoanError),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -52,6 +55,7 @@ impl From<CommandError> for ApiError {
             CommandError::Order(e) => ApiError::new(e.code(), message),
             CommandError::Policy(e) => ApiError::new(e.code(), message),
             CommandError::Workshop(e) => ApiError::new(e.code(), message),
+            CommandError::Loan(e) => ApiError::new(e.code(), message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

@@ -9,6 +9,7 @@
 //!   [`insurers`]: the partner insurers behind one trait; [`signing`]: the Ed25519 policy key.
 //! - [`bookings`]: [`Bookings`], the workshop's commands across bookings, mechanics' days and
 //!   vehicles, and their mutations.
+//! - [`loans`]: [`loans::Loans`], car financing from application to payoff, and its mutations.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod guards;
 pub mod insurance;
 pub mod insurers;
+pub mod loans;
 pub mod mutations;
 pub mod sender;
 pub mod signing;
@@ -38,4 +40,5 @@ pub struct MutationRoot(
     mutations::SalesMutation,
     insurance::InsuranceMutation,
     bookings::BookingsMutation,
+    loans::LoansMutation,
 );

@@ -64,6 +64,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::orders::Orders),
         Arc::new(crate::policies::Policies),
         Arc::new(crate::bookings::Bookings),
+        Arc::new(crate::loans::Loans),
     ]
 }
 

@@ -2,10 +2,10 @@
 //! errors that mutations share.
 //!
 //! # Layout
-//! - [`scalars`]: `Decimal`, `DateTime`, `Position`, `Money`, `Currency` — strict on input.
+//! - [`scalars`]: `Decimal`, `DateTime`, `Date`, `Position`, `Money`, `Currency` — strict on input.
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
-//! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
+//! - [`vehicles`], [`customers`], [`orders`], [`loans`]: read-model views and their SQL.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
@@ -17,6 +17,7 @@ pub mod bookings;
 pub mod customers;
 pub mod error;
 pub mod insurance;
+pub mod loans;
 pub mod orders;
 pub mod page;
 pub mod scalars;
@@ -98,6 +99,7 @@ pub struct QueryRoot(
     AuditQuery,
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
+    loans::LoansQuery,
 );
 
 /// Vehicles, customers and orders.

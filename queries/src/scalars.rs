@@ -1,4 +1,5 @@
-//! Scalars with strict input: money never travels as a JSON number, timestamps are RFC 3339 UTC.
+//! Scalars with strict input: money never travels as a JSON number, timestamps are RFC 3339 UTC,
+//! dates are ISO `YYYY-MM-DD`.
 
 use std::str::FromStr;
 
@@ -81,6 +82,60 @@ impl DateTime {
             .map(|at| DateTime(at.with_timezone(&Utc)))
             .map_err(|err| crate::ApiError::internal(format!("stored timestamp {text:?}: {err}")))
     }
+}
+
+/// A calendar date, ISO 8601 `YYYY-MM-DD` exactly (e.g. `"2026-12-31"`): due dates, payment dates.
+/// Anything else (a time, a zone, `2026-1-5`, a number) is refused on input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub chrono::NaiveDate);
+
+/// Inputs are fingerprinted as JSON for idempotency: dates as their ISO text.
+impl serde::Serialize for Date {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_string())
+    }
+}
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        let Value::String(text) = &value else {
+            return Err(InputValueError::custom(
+                "Date must be a string such as \"2026-12-31\"",
+            ));
+        };
+        parse_date(text).map(Date).map_err(InputValueError::custom)
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl Date {
+    /// From the ISO text stored in read models.
+    pub fn from_stored(text: &str) -> Result<Self, crate::ApiError> {
+        parse_date(text)
+            .map(Date)
+            .map_err(|err| crate::ApiError::internal(format!("stored date: {err}")))
+    }
+}
+
+/// Accepts exactly `dddd-dd-dd` naming a real day.
+fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(index, byte)| match index {
+            4 | 7 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        });
+    if !shaped {
+        return Err(format!(
+            "{text:?} is not a date like \"2026-12-31\" (YYYY-MM-DD)"
+        ));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|err| format!("{text:?} is not a calendar date: {err}"))
 }
 
 /// A position in the global event log: a non-negative integer, increasing in commit order.
@@ -207,6 +262,24 @@ mod tests {
         }
         assert!(Decimal::parse(Value::from(12.5)).is_err());
         assert!(Decimal::parse(Value::from(12)).is_err());
+    }
+
+    #[test]
+    fn dates_are_accepted_only_as_iso_calendar_days() {
+        let date = Date::parse(Value::String("2028-02-29".into())).unwrap();
+        assert_eq!(date.to_value(), Value::String("2028-02-29".into()));
+        for bad in [
+            "2027-02-29",
+            "2026-1-05",
+            "2026-01-05T00:00:00Z",
+            "05.01.2026",
+            "+2026-01-05",
+            " 2026-01-05",
+            "",
+        ] {
+            assert!(parse_date(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Date::parse(Value::from(20260105)).is_err());
     }
 
     #[test]

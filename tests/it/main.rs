@@ -7,6 +7,7 @@ mod helpers;
 mod idempotency;
 mod insurance;
 mod journey;
+mod loans;
 mod projector;
 mod readme;
 mod schema;
