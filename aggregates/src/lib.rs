@@ -13,6 +13,7 @@
 //! - [`vehicle`]: the [`vehicle::Vehicle`] aggregate, a car on the lot from stocking to sale.
 //! - [`customer`]: the [`customer::Customer`] aggregate, a buyer and how to reach them.
 //! - [`order`]: the [`order::Order`] aggregate, one customer buying one vehicle.
+//! - [`payment`]: the [`payment::Payment`] aggregate, money paid towards an order and its refunds.
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -32,6 +33,7 @@ pub mod contact;
 pub mod customer;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod vehicle;
 pub mod vin;
 
