@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use commands::clock::{SystemClock, UuidV7};
-use commands::{Dealership, MutationSettings};
+use commands::{Dealership, MutationSettings, Payments};
 use eventstore::{Database, EventLog, Upcasters};
 use projections::Projections;
 use queries::ReadModels;
@@ -70,6 +70,12 @@ impl Application {
             Arc::new(SystemClock),
             Arc::new(UuidV7),
         ));
+        let payments = Arc::new(Payments::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+        ));
         let read_models = ReadModels::new(
             ledger.db.pool().clone(),
             EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
@@ -78,6 +84,7 @@ impl Application {
         let schema = crate::schema::builder()
             .data(read_models)
             .data(dealership)
+            .data(payments)
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })

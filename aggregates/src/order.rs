@@ -423,6 +423,29 @@ impl Order {
         self.refunds.contains_key(&refund_id)
     }
 
+    /// Whether a new payment of `amount` would be recorded now, and if not, why. The command layer
+    /// asks before any money moves, so a refusal leaves nothing to undo.
+    pub fn check_payment(&self, payment_id: Uuid, amount: Money) -> Result<(), OrderError> {
+        self.decide_payment(
+            payment_id,
+            amount,
+            PaymentMethodKind::Cash,
+            DateTime::<Utc>::MIN_UTC,
+        )
+        .map(drop)
+    }
+
+    /// Whether this refund would be recorded now, and if not, why (asked before the money moves).
+    pub fn check_refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Money,
+    ) -> Result<(), OrderError> {
+        self.decide_refund(payment_id, refund_id, amount, DateTime::<Utc>::MIN_UTC)
+            .map(drop)
+    }
+
     /// Decides on `command`: the events it causes (none for a no-op), or why it is refused.
     fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         let event = match command {

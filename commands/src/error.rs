@@ -2,6 +2,7 @@
 
 use aggregates::customer::CustomerError;
 use aggregates::order::OrderError;
+use aggregates::payment::PaymentError;
 use aggregates::vehicle::VehicleError;
 use queries::{ApiError, codes};
 
@@ -13,6 +14,8 @@ pub enum CommandError {
     Customer(#[from] CustomerError),
     #[error(transparent)]
     Order(#[from] OrderError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -43,6 +46,7 @@ impl From<CommandError> for ApiError {
             CommandError::Vehicle(e) => ApiError::new(e.code(), message),
             CommandError::Customer(e) => ApiError::new(e.code(), message),
             CommandError::Order(e) => ApiError::new(e.code(), message),
+            CommandError::Payment(e) => ApiError::new(e.code(), message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

@@ -8,12 +8,13 @@
 //! # Layout
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
-//! - [`catalog`], [`customers`], [`orders`]: the read models, each owning its tables (DDL beside the
+//! - [`catalog`], [`customers`], [`orders`], [`payments`]: the read models, each owning its tables (DDL beside the
 //!   code that writes them). Their table layouts are a documented contract for analysts.
 
 pub mod catalog;
 pub mod customers;
 pub mod orders;
+pub mod payments;
 pub mod runtime;
 
 pub use runtime::{ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors};

@@ -62,6 +62,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::catalog::Catalog),
         Arc::new(crate::customers::Customers),
         Arc::new(crate::orders::Orders),
+        Arc::new(crate::payments::Payments),
     ]
 }
 

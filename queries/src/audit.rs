@@ -14,6 +14,7 @@ pub enum AggregateType {
     Vehicle,
     Customer,
     Order,
+    Payment,
 }
 
 impl AggregateType {
@@ -24,6 +25,7 @@ impl AggregateType {
             AggregateType::Vehicle => aggregates::vehicle::Vehicle::TYPE,
             AggregateType::Customer => aggregates::customer::Customer::TYPE,
             AggregateType::Order => aggregates::order::Order::TYPE,
+            AggregateType::Payment => aggregates::payment::Payment::TYPE,
         }
     }
 }

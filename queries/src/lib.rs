@@ -6,6 +6,7 @@
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`vehicles`], [`customers`], [`orders`]: read-model views and their SQL.
+//! - [`payments`]: payments and refunds, and the `payment`/`payments` queries.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
@@ -15,6 +16,7 @@ pub mod customers;
 pub mod error;
 pub mod orders;
 pub mod page;
+pub mod payments;
 pub mod scalars;
 pub mod vehicles;
 
@@ -89,7 +91,7 @@ pub struct ProjectionStatus {
 
 /// Every query: one part per area of the dealership.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(SalesQuery, AuditQuery);
+pub struct QueryRoot(SalesQuery, AuditQuery, payments::PaymentsQuery);
 
 /// Vehicles, customers and orders.
 #[derive(Default)]

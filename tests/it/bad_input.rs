@@ -277,6 +277,6 @@ async fn health_endpoints_answer() {
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["ready"], true);
-    assert_eq!(body["projections"].as_array().unwrap().len(), 3);
+    assert_eq!(body["projections"].as_array().unwrap().len(), 4);
     app.stop().await;
 }
