@@ -21,9 +21,11 @@
 //!   its vehicle. If selling fails, the order is completed and its vehicle still reserved for it:
 //!   retrying `handOverOrder` on that completed order just sells the vehicle.
 //!
-//! Only the step that finishes an operation's own aggregate carries the idempotency key (see
-//! [`Call`]); a retry answered from the log still runs the (no-op when done) follow-up step, so a
-//! half-done operation is completed by its retry.
+//! Only the step that finishes an operation carries the idempotency key (see [`Call`]): the order's
+//! record of a completed payment or refund, the vehicle's sale at handover (or the payment's own
+//! event when its order never recorded it). A retry of a half-done operation therefore finds no
+//! key, re-runs, skips the steps already done (each checks the state first) and finishes; a retry
+//! of a finished one is answered from the log with the first answer.
 
 use std::sync::Arc;
 
@@ -105,6 +107,40 @@ impl Payments {
 
     async fn order(&self, id: Uuid) -> Result<Order, CommandError> {
         self.sender.load(&self.order_store, id).await
+    }
+
+    /// Answers a retry of an operation whose key sits on the event of its final step, which belongs
+    /// to one of `ids` (the first is the id answered): the first attempt's result when the key was
+    /// used with the same input, an error when it was used with another.
+    async fn replay(
+        &self,
+        ids: &[Uuid],
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<Written>, CommandError> {
+        let Some(idempotency) = idempotency else {
+            return Ok(None);
+        };
+        let Some(first) = self
+            .sender
+            .log()
+            .find_by_idempotency_key(&idempotency.key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
+            == Some(idempotency.fingerprint.as_str());
+        let same_operation = ids.iter().any(|id| first.aggregate_id == id.to_string());
+        if !same_input || !same_operation {
+            return Err(CommandError::IdempotencyKeyReused {
+                key: idempotency.key.clone(),
+            });
+        }
+        Ok(Some(Written {
+            id: ids[0],
+            position: first.position,
+            replayed: true,
+        }))
     }
 
     /// Where an aggregate's newest event is: the answer for a step found already done.
@@ -212,13 +248,16 @@ impl Payments {
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
         let call = Call::new(ctx, "CompletePayment", idempotency);
-        if let Some(first) = self.sender.replay(id, idempotency).await? {
-            let recorded = self.record_on_order(call.step(), id).await?;
-            return Ok(latest(first, recorded));
+        let payment = self.payment(id).await?;
+        let order_id = payment.order_id().unwrap_or(id);
+        if let Some(first) = self.replay(&[id, order_id], idempotency).await? {
+            return Ok(first);
         }
-        let payment = self.existing_payment(id).await?;
+        if payment.status() == PaymentStatus::NotInitiated {
+            return Err(PaymentError::NotInitiated.into());
+        }
         if payment.status() == PaymentStatus::Completed {
-            let recorded = self.record_on_order(call.step(), id).await?;
+            let recorded = self.record_on_order(call, id).await?;
             let first = self.last_write::<Payment>(id).await?;
             return Ok(latest(first, recorded));
         }
@@ -241,10 +280,10 @@ impl Payments {
                 PaymentCommand::Complete {
                     completed_at: self.clock.now(),
                 },
-                call,
+                call.step(),
             )
             .await?;
-        let recorded = self.record_on_order(call.step(), id).await?;
+        let recorded = self.record_on_order(call, id).await?;
         Ok(latest(completed, recorded))
     }
 
@@ -363,17 +402,22 @@ impl Payments {
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
         let call = Call::new(ctx, "RefundPayment", idempotency);
-        if let Some(first) = self.sender.replay(id, idempotency).await? {
-            let recorded = self.record_refunds_on_order(call.step(), id).await?;
-            return Ok(latest(first, recorded));
+        let payment = self.payment(id).await?;
+        let order_id = payment.order_id().unwrap_or(id);
+        if let Some(first) = self.replay(&[id, order_id], idempotency).await? {
+            return Ok(first);
         }
-        let payment = self.existing_payment(id).await?;
-        let order_id = payment.order_id().ok_or(PaymentError::NotInitiated)?;
+        if payment.status() == PaymentStatus::NotInitiated {
+            return Err(PaymentError::NotInitiated.into());
+        }
         let order = self.existing_order(order_id).await?;
         let already = payment.refunds().any(|(refund, _)| refund == refund_id);
-        if !already && order.recorded_payment(id).is_some() {
+        let recorded_on_order = order.recorded_payment(id).is_some();
+        if !already && recorded_on_order {
             order.check_refund(id, refund_id, amount)?;
         }
+        // The refund finishes here when the order never recorded the payment.
+        let refund_call = if recorded_on_order { call.step() } else { call };
         let refunded = self
             .sender
             .execute(
@@ -385,19 +429,21 @@ impl Payments {
                     reason,
                     refunded_at: self.clock.now(),
                 },
-                call,
+                refund_call,
             )
             .await?;
-        let recorded = self.record_refunds_on_order(call.step(), id).await?;
+        let recorded = self.record_refunds_on_order(call, id, refund_id).await?;
         Ok(latest(refunded, recorded))
     }
 
     /// Records on the order every refund of this payment it has not recorded yet, if the order
-    /// recorded the payment. Returns the last write, if any.
+    /// recorded the payment; only `keyed` (the refund being asked for) carries the call's key.
+    /// Returns the last write, if any.
     async fn record_refunds_on_order(
         &self,
         call: Call<'_>,
         payment_id: Uuid,
+        keyed: Uuid,
     ) -> Result<Option<Written>, CommandError> {
         let payment = self.payment(payment_id).await?;
         let Some(order_id) = payment.order_id() else {
@@ -417,6 +463,11 @@ impl Payments {
                 refund_id,
                 amount,
                 recorded_at: self.clock.now(),
+            };
+            let call = if refund_id == keyed {
+                call
+            } else {
+                call.step()
             };
             last = Some(
                 self.sender
@@ -440,9 +491,10 @@ impl Payments {
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
         let call = Call::new(ctx, "HandOverOrder", idempotency);
-        if let Some(first) = self.sender.replay(id, idempotency).await? {
-            let sold = self.sell_vehicle(call.step(), id).await?;
-            return Ok(latest(first, sold));
+        let order = self.order(id).await?;
+        let vehicle_id = order.vehicle_id().unwrap_or(id);
+        if let Some(first) = self.replay(&[id, vehicle_id], idempotency).await? {
+            return Ok(first);
         }
         let order = self.existing_order(id).await?;
         let handed_over = if order.status() == OrderStatus::Completed {
@@ -455,11 +507,11 @@ impl Payments {
                     OrderCommand::HandOver {
                         handed_over_at: self.clock.now(),
                     },
-                    call,
+                    call.step(),
                 )
                 .await?
         };
-        let sold = self.sell_vehicle(call.step(), id).await?;
+        let sold = self.sell_vehicle(call, id).await?;
         Ok(latest(handed_over, sold))
     }
 
@@ -511,10 +563,8 @@ impl Payments {
         amount: Money,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
-        let call = Call::new(ctx, "RecordCreditDisbursement", idempotency);
-        if let Some(first) = self.sender.replay(payment_id, idempotency).await? {
-            let recorded = self.record_on_order(call.step(), payment_id).await?;
-            return Ok(latest(first, recorded));
+        if let Some(first) = self.replay(&[payment_id, order_id], idempotency).await? {
+            return Ok(first);
         }
         let method = PaymentMethod::Credit { loan_id };
         let payment = self.payment(payment_id).await?;

@@ -5,6 +5,7 @@ mod bad_input;
 mod helpers;
 mod idempotency;
 mod journey;
+mod payments;
 mod projector;
 mod readme;
 mod schema;

@@ -16,6 +16,7 @@ use queries::payments::{Payment, PaymentMethod};
 use queries::scalars::{MoneyInput, Position};
 use queries::{ApiError, ApiResult};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Payments;
@@ -60,7 +61,8 @@ impl fmt::Debug for InitiatePaymentInput {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct RefundPaymentInput {
     pub payment_id: Uuid,
-    /// Client-chosen refund id (a new one is generated when absent).
+    /// Client-chosen refund id. When absent, it is derived from the payment and the idempotency key,
+    /// so a retry of a half-done refund finishes that refund instead of starting a second one.
     pub refund_id: Option<Uuid>,
     /// At most what is left of the payment after earlier refunds.
     pub amount: MoneyInput,
@@ -121,6 +123,14 @@ fn method(method: PaymentMethod, card: Option<&str>) -> ApiResult<DomainMethod> 
             "credit payments are recorded when the loan is disbursed, not initiated here",
         )),
     }
+}
+
+/// The refund id of a refund sent without one: the same for every retry with the same key.
+fn refund_id_for(payment_id: Uuid, key: &Idempotency) -> Uuid {
+    let digest = Sha256::digest(format!("refund\n{payment_id}\n{}", key.key));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 async fn payment_payload(
@@ -254,7 +264,9 @@ impl PaymentsMutation {
         let key = required_key(idempotency_key, "refundPayment", &input)?;
         let amount = input.amount.to_domain()?;
         let service = payments(ctx)?;
-        let refund_id = service.id_or_new(input.refund_id);
+        let refund_id = input
+            .refund_id
+            .unwrap_or_else(|| refund_id_for(input.payment_id, &key));
         let written = service
             .refund_payment(
                 &caller(ctx),
