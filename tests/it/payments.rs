@@ -539,3 +539,148 @@ async fn every_payment_mutation_answers_its_retry_once_even_across_a_restart() {
     assert!(keyless.get("errors").is_some());
     app.stop().await;
 }
+
+/// Writes one command straight to the store while the server is stopped: the first step of an
+/// operation whose process died before its second step.
+macro_rules! first_step_only {
+    ($dir:expr, $aggregate:ty, $id:expr, $command:expr) => {{
+        let ledger = autosalon::Ledger::open(&database_url(&$dir.path().join("autosalon.db")))
+            .await
+            .unwrap();
+        let sender = commands::Sender::new(
+            ledger.db.clone(),
+            eventstore::EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
+        );
+        let cqrs = ledger.db.framework::<$aggregate>(&ledger.upcasters, ());
+        let ctx = commands::RequestContext::default();
+        sender
+            .execute(
+                &cqrs,
+                $id.parse().unwrap(),
+                $command,
+                commands::Call::new(&ctx, "Crashed", None),
+            )
+            .await
+            .unwrap();
+        ledger.db.close().await;
+    }};
+}
+
+/// Waits (up to five seconds) until every projector has applied every event.
+async fn caught_up(app: &TestApp) {
+    for _ in 0..100 {
+        let status = app.ok("{ projections { eventsBehind } }", json!({})).await;
+        let behind: i64 = status["projections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["eventsBehind"].as_i64().unwrap())
+            .sum();
+        if behind == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the read models did not catch up");
+}
+
+#[tokio::test]
+async fn a_completed_payment_its_order_never_recorded_is_recorded_by_a_retry() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    confirmed_order(&app).await;
+    app.ok(
+        INITIATE,
+        initiate_vars(P1, "1425000.00", "CASH", None, "cash-all"),
+    )
+    .await;
+    app.stop().await;
+    first_step_only!(
+        dir,
+        aggregates::payment::Payment,
+        P1,
+        aggregates::payment::PaymentCommand::Complete {
+            completed_at: "2026-11-22T10:00:00Z".parse().unwrap()
+        }
+    );
+
+    let app = spawn_app(&dir).await;
+    caught_up(&app).await;
+    let visible = app
+        .ok(
+            &format!("{{ payment(id: \"{P1}\") {{ status recordedOnOrderAt }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        visible["payment"],
+        json!({ "status": "COMPLETED", "recordedOnOrderAt": null })
+    );
+    assert_eq!(order(&app).await["status"], "CONFIRMED");
+    let repaired = app
+        .ok(
+            &format!(
+                "mutation {{ recordPaymentOnOrder(id: \"{P1}\", idempotencyKey: \"repair-p1\") {{
+                     replayed payment {{ recordedOnOrderAt order {{ status paidTotal {{ amount }} }} }} }} }}"
+            ),
+            json!({}),
+        )
+        .await["recordPaymentOnOrder"]
+        .clone();
+    assert_eq!(repaired["replayed"], false);
+    assert!(repaired["payment"]["recordedOnOrderAt"].is_string());
+    assert_eq!(
+        repaired["payment"]["order"],
+        json!({ "status": "PAID", "paidTotal": { "amount": "1425000.00" } })
+    );
+    // Completing it again records nothing twice.
+    let before = app.event_count().await;
+    app.ok(COMPLETE, json!({ "id": P1, "key": "cash-all-done" }))
+        .await;
+    assert_eq!(app.event_count().await, before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_handover_whose_car_was_not_sold_is_finished_by_retrying_it() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    confirmed_order(&app).await;
+    pay_cash(&app, P1, "1425000.00").await;
+    // Nobody can take the car of a paid order away.
+    let release = app
+        .graphql(
+            &format!("mutation {{ releaseVehicleReservation(id: \"{VEHICLE}\") {{ position }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&release), vec!["VALIDATION"]);
+    app.stop().await;
+    first_step_only!(
+        dir,
+        aggregates::order::Order,
+        ORDER,
+        aggregates::order::OrderCommand::HandOver {
+            handed_over_at: "2026-11-22T10:00:00Z".parse().unwrap()
+        }
+    );
+
+    let app = spawn_app(&dir).await;
+    caught_up(&app).await;
+    let half = order(&app).await;
+    assert_eq!(half["status"], "COMPLETED");
+    assert_eq!(half["vehicle"]["status"], "RESERVED");
+    let finished = app
+        .ok(HAND_OVER, json!({ "id": ORDER, "key": "handover-retry" }))
+        .await["handOverOrder"]
+        .clone();
+    assert_eq!(finished["order"]["status"], "COMPLETED");
+    assert_eq!(finished["order"]["vehicle"]["status"], "SOLD");
+    let again = app
+        .ok(HAND_OVER, json!({ "id": ORDER, "key": "handover-retry" }))
+        .await["handOverOrder"]
+        .clone();
+    assert_eq!(again["replayed"], true);
+    assert_eq!(again["position"], finished["position"]);
+    app.stop().await;
+}
