@@ -370,11 +370,15 @@ pub struct Order {
     discount: Option<Discount>,
     /// `price` less the discount in force.
     total: Option<Money>,
-    /// Payments recorded less refunds recorded (zero from the draft on).
+    /// Payments recorded less refunds recorded (zero from the draft on; absent in snapshots taken
+    /// before payments existed, which [`Order::paid_total`] reads as zero).
+    #[serde(default)]
     paid_total: Option<Money>,
     /// What each recorded payment still contributes (its amount less its refunds), by payment id.
+    #[serde(default)]
     payments: BTreeMap<Uuid, Money>,
     /// Refunds recorded (payment and amount, by refund id), so recording one again is a no-op.
+    #[serde(default)]
     refunds: BTreeMap<Uuid, (Uuid, Money)>,
 }
 
@@ -406,11 +410,12 @@ impl Order {
     /// Payments recorded less refunds recorded.
     pub fn paid_total(&self) -> Option<Money> {
         self.paid_total
+            .or_else(|| self.total.map(|total| Money::zero(total.currency())))
     }
 
     /// What is still to pay: the total less the paid total.
     pub fn balance_due(&self) -> Option<Money> {
-        self.total?.checked_sub(self.paid_total?).ok()
+        self.total?.checked_sub(self.paid_total()?).ok()
     }
 
     /// What a recorded payment still contributes; `None` when it was never recorded here.
@@ -494,7 +499,7 @@ impl Order {
                 reason,
                 cancelled_at,
             } => {
-                if let Some(paid_total) = self.paid_total.filter(Money::is_positive) {
+                if let Some(paid_total) = self.paid_total().filter(Money::is_positive) {
                     if matches!(self.status, OrderStatus::Confirmed | OrderStatus::Paid) {
                         return Err(OrderError::RefundsRequired { paid_total });
                     }
@@ -540,7 +545,7 @@ impl Order {
             return Ok(Vec::new());
         }
         transition(self.status, Action::RecordPayment)?;
-        let (Some(total), Some(paid)) = (self.total, self.paid_total) else {
+        let (Some(total), Some(paid)) = (self.total, self.paid_total()) else {
             return Err(OrderError::NotDrafted);
         };
         self.check_amount(amount, total)?;
@@ -588,7 +593,7 @@ impl Order {
         let Some(recorded) = self.payments.get(&payment_id).copied() else {
             return Err(OrderError::PaymentNotRecorded { payment_id });
         };
-        let (Some(total), Some(paid)) = (self.total, self.paid_total) else {
+        let (Some(total), Some(paid)) = (self.total, self.paid_total()) else {
             return Err(OrderError::NotDrafted);
         };
         self.check_amount(amount, total)?;
@@ -725,7 +730,7 @@ impl Aggregate for Order {
             }
             OrderEvent::OrderCancelled { .. } => {
                 debug_assert!(
-                    self.paid_total.is_none_or(|paid| paid.is_zero()),
+                    self.paid_total().is_none_or(|paid| paid.is_zero()),
                     "cancelled while holding money"
                 );
                 self.advance(Action::Cancel, OrderStatus::Cancelled);
@@ -738,7 +743,7 @@ impl Aggregate for Order {
             } => {
                 self.advance(Action::RecordPayment, OrderStatus::Confirmed);
                 debug_assert_eq!(
-                    self.paid_total.map(|paid| paid.checked_add(amount)),
+                    self.paid_total().map(|paid| paid.checked_add(amount)),
                     Some(Ok(paid_total)),
                     "paid total is not the sum of the payments"
                 );
@@ -752,7 +757,8 @@ impl Aggregate for Order {
             }
             OrderEvent::OrderPaid { .. } => {
                 debug_assert_eq!(
-                    self.paid_total, self.total,
+                    self.paid_total(),
+                    self.total,
                     "paid before covering the total"
                 );
                 self.advance(Action::MarkPaid, OrderStatus::Paid);
@@ -766,7 +772,7 @@ impl Aggregate for Order {
             } => {
                 self.advance(Action::RecordRefund, self.status);
                 debug_assert_eq!(
-                    self.paid_total.map(|paid| paid.checked_sub(amount)),
+                    self.paid_total().map(|paid| paid.checked_sub(amount)),
                     Some(Ok(paid_total)),
                     "paid total is not payments less refunds"
                 );
@@ -780,7 +786,7 @@ impl Aggregate for Order {
                 self.refunds.insert(refund_id, (payment_id, amount));
             }
             OrderEvent::OrderBalanceReopened { .. } => {
-                debug_assert_ne!(self.paid_total, self.total, "reopened while fully paid");
+                debug_assert_ne!(self.paid_total(), self.total, "reopened while fully paid");
                 self.advance(Action::Reopen, OrderStatus::Confirmed);
             }
             OrderEvent::OrderHandedOver { .. } => {

@@ -4,13 +4,16 @@
 //! Every operation here that moves money spans two aggregates (the payment and its order) without a
 //! distributed transaction. The order of steps makes every failure safe and visible:
 //!
-//! - **Before money moves, the order is asked.** Initiating and completing a payment first checks
-//!   that the order would take it (confirmed, within the balance due); refunding first checks that
-//!   the order would record the refund. A refusal there writes nothing.
+//! - **Before money moves, the order is asked.** Initiating a payment, and completing a cash or
+//!   credit payment, first checks that the order would take it (confirmed, within the balance due);
+//!   refunding first checks that the order would record the refund. A refusal there writes nothing.
+//!   A card or bank-transfer completion is not asked: the gateway has already charged the customer,
+//!   so the ledger records that fact whatever the order says.
 //! - **Then the payment, then the order.** Completing a payment completes it first and then records
 //!   it on the order (`OrderPaymentRecorded`, and `OrderPaid` once the total is covered). If the
-//!   order refuses after all (another payment for the same balance won a race), the payment stays
-//!   completed and the mutation answers the order's error; the payment shows
+//!   order refuses (another payment covered the same balance first, the order was cancelled in the
+//!   meantime), the payment stays completed and the mutation answers the order's error; the payment
+//!   shows
 //!   `recordedOnOrderAt: null`. Retrying `completePayment` (same key) or `recordPaymentOnOrder`
 //!   records it if the order can now take it (recording a payment twice is a no-op); otherwise the
 //!   money goes back with `refundPayment`, which refunds a payment its order never recorded without
@@ -261,12 +264,14 @@ impl Payments {
             let first = self.last_write::<Payment>(id).await?;
             return Ok(latest(first, recorded));
         }
-        if let (Some(order_id), Some(amount)) = (payment.order_id(), payment.amount()) {
+        if let (Some(order_id), Some(amount), Some(method)) =
+            (payment.order_id(), payment.amount(), payment.method())
+        {
+            // Cash and credit: the dealership can still decline the money, so the order is asked
+            // first. A gateway's completion is a fact (the customer has been charged): it is
+            // recorded whatever the order says, and a refusal is answered after it.
             // Only a payment that can still complete is checked; the payment refuses the others.
-            if matches!(
-                payment.status(),
-                PaymentStatus::Pending | PaymentStatus::Processing
-            ) {
+            if !method.kind().uses_gateway() && payment.status() == PaymentStatus::Pending {
                 self.existing_order(order_id)
                     .await?
                     .check_payment(id, amount)?;

@@ -684,3 +684,74 @@ async fn a_handover_whose_car_was_not_sold_is_finished_by_retrying_it() {
     assert_eq!(again["position"], finished["position"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_gateway_payment_beyond_the_balance_completes_visibly_unrecorded_and_is_refunded() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    confirmed_order(&app).await;
+    // Two card payments for most of the balance, both started while each still fitted.
+    for (id, gw) in [(P1, "gw-a"), (P2, "gw-b")] {
+        app.ok(
+            INITIATE,
+            initiate_vars(
+                id,
+                "1000000.00",
+                "CARD",
+                Some("4242"),
+                &format!("init-{id}"),
+            ),
+        )
+        .await;
+        app.ok(
+            PROCESS,
+            json!({ "id": id, "gw": gw, "key": format!("gw-{id}") }),
+        )
+        .await;
+    }
+    app.ok(COMPLETE, json!({ "id": P1, "key": "done-p1" }))
+        .await;
+    // The gateway charged the customer twice: the second completion is recorded as a fact, and
+    // the order's refusal is answered.
+    let second = app
+        .graphql(COMPLETE, json!({ "id": P2, "key": "done-p2" }))
+        .await;
+    assert_eq!(error_codes(&second), vec!["PAYMENT_EXCEEDS_BALANCE"]);
+    // An error answer does not wait for the read models.
+    caught_up(&app).await;
+    let shown = app
+        .ok(
+            &format!("{{ payment(id: \"{P2}\") {{ status recordedOnOrderAt }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        shown["payment"],
+        json!({ "status": "COMPLETED", "recordedOnOrderAt": null })
+    );
+    let unrecorded = app
+        .graphql(
+            &format!(
+                "mutation {{ recordPaymentOnOrder(id: \"{P2}\", idempotencyKey: \"rec-p2\") {{ position }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&unrecorded), vec!["PAYMENT_EXCEEDS_BALANCE"]);
+
+    // The way back: refund it; the order, which never had that money, is untouched.
+    let refunded = app
+        .ok(
+            REFUND,
+            json!({ "input": { "paymentId": P2, "amount": { "amount": "1000000.00" }, "reason": "charged twice" }, "key": "refund-p2" }),
+        )
+        .await["refundPayment"]["payment"]
+        .clone();
+    assert_eq!(refunded["status"], "REFUNDED");
+    assert_eq!(refunded["refunds"][0]["recordedOnOrderAt"], Value::Null);
+    assert_eq!(
+        refunded["order"],
+        json!({ "status": "CONFIRMED", "paidTotal": { "amount": "1000000.00" }, "balanceDue": { "amount": "425000.00" } })
+    );
+    app.stop().await;
+}

@@ -852,6 +852,26 @@ fn the_order_exposes_its_paid_total_balance_and_recorded_payments() {
 }
 
 #[test]
+fn a_snapshot_taken_before_payments_existed_still_loads_with_nothing_paid() {
+    let mut order = Order::default();
+    for event in history(&[confirmed()]) {
+        order.apply(event);
+    }
+    let mut json = serde_json::to_value(&order).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    for field in ["paid_total", "payments", "refunds"] {
+        fields.remove(field);
+    }
+    let mut old: Order = serde_json::from_value(json).unwrap();
+    assert_eq!(old.paid_total(), Some(rub("0")));
+    assert_eq!(old.balance_due(), Some(rub("1500000")));
+    assert_eq!(
+        execute(&mut old, record_payment(1, "1500000"), &()).unwrap(),
+        vec![payment_recorded(1, "1500000", "1500000"), paid()]
+    );
+}
+
+#[test]
 fn the_new_errors_have_stable_codes() {
     let cases = [
         (OrderError::NonPositiveAmount, "VALIDATION"),
