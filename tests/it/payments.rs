@@ -755,3 +755,72 @@ async fn a_gateway_payment_beyond_the_balance_completes_visibly_unrecorded_and_i
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_loan_disbursement_is_a_credit_payment_recorded_once_on_its_order() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    confirmed_order(&app).await;
+    app.stop().await;
+
+    let ledger = autosalon::Ledger::open(&database_url(&dir.path().join("autosalon.db")))
+        .await
+        .unwrap();
+    let payments = commands::Payments::new(
+        ledger.db.clone(),
+        ledger.upcasters.clone(),
+        Arc::new(commands::clock::SystemClock),
+        Arc::new(commands::clock::UuidV7),
+    );
+    let ctx = commands::RequestContext::default();
+    let loan: uuid::Uuid = "0193a4b0-0000-7000-8000-0000000000b1".parse().unwrap();
+    let amount = aggregates::money::Money::new(
+        "1425000.00".parse().unwrap(),
+        aggregates::money::Currency::RUB,
+    )
+    .unwrap();
+    let key = commands::Idempotency {
+        key: "disburse-b1".into(),
+        fingerprint: "loan b1 for d1".into(),
+    };
+    let disburse = |key| {
+        payments.record_credit_disbursement(
+            &ctx,
+            P1.parse().unwrap(),
+            ORDER.parse().unwrap(),
+            loan,
+            amount,
+            key,
+        )
+    };
+    let first = disburse(Some(&key)).await.unwrap();
+    assert!(!first.replayed);
+    let retry = disburse(Some(&key)).await.unwrap();
+    assert!(retry.replayed);
+    assert_eq!(retry.position, first.position);
+    // Without the key, the disbursement is recognised by its payment id and nothing is added.
+    let again = disburse(None).await.unwrap();
+    assert_eq!(again.position, first.position);
+    ledger.db.close().await;
+
+    let app = spawn_app(&dir).await;
+    caught_up(&app).await;
+    let paid = order(&app).await;
+    assert_eq!(paid["status"], "PAID");
+    assert_eq!(
+        paid["payments"],
+        json!([{ "id": P1, "method": "CREDIT", "status": "COMPLETED", "amount": { "amount": "1425000.00" } }])
+    );
+    let credit = app
+        .ok(
+            &format!("{{ payment(id: \"{P1}\") {{ loanId cardLast4 recordedOnOrderAt }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        credit["payment"]["loanId"],
+        "0193a4b0-0000-7000-8000-0000000000b1"
+    );
+    assert!(credit["payment"]["recordedOnOrderAt"].is_string());
+    app.stop().await;
+}
