@@ -302,3 +302,72 @@ impl PaymentsMutation {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twelve_or_more_digits_are_a_card_number_refused_without_repeating_it() {
+        for number in [
+            "411111111111",
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "card 5500000000000004",
+        ] {
+            let err = card_last4(number).unwrap_err();
+            assert_eq!(err.code, CARD_NUMBER_REFUSED, "{number}");
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            for part in [&digits[..], &digits[..4], &digits[digits.len() - 4..]] {
+                assert!(!err.message.contains(part), "{}", err.message);
+            }
+        }
+    }
+
+    #[test]
+    fn anything_else_but_four_digits_is_a_validation_error() {
+        assert_eq!(card_last4("4242").unwrap().as_str(), "4242");
+        for wrong in ["", "424", "42424", "42a4", "41111111111"] {
+            let err = card_last4(wrong).unwrap_err();
+            assert_eq!(err.code, "VALIDATION", "{wrong}");
+            assert!(!err.message.contains(wrong) || wrong.is_empty());
+        }
+    }
+
+    #[test]
+    fn card_digits_are_redacted_from_the_inputs_debug_form() {
+        let input = InitiatePaymentInput {
+            id: None,
+            order_id: Uuid::nil(),
+            amount: MoneyInput {
+                amount: queries::scalars::Decimal("1.00".parse().unwrap()),
+                currency: queries::scalars::Currency::RUB,
+            },
+            method: PaymentMethod::Card,
+            card_last4: Some("4111111111111111".into()),
+        };
+        let debug = format!("{input:?}");
+        assert!(!debug.contains("1111"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn only_card_payments_carry_digits_and_credit_is_not_initiated_here() {
+        assert!(method(PaymentMethod::Cash, None).is_ok());
+        assert!(method(PaymentMethod::BankTransfer, None).is_ok());
+        for (kind, card) in [
+            (PaymentMethod::Card, None),
+            (PaymentMethod::Cash, Some("4242")),
+            (PaymentMethod::Credit, None),
+        ] {
+            assert_eq!(method(kind, card).unwrap_err().code, "VALIDATION");
+        }
+        // The card check comes first, whatever the method.
+        assert_eq!(
+            method(PaymentMethod::Cash, Some("4111111111111111"))
+                .unwrap_err()
+                .code,
+            CARD_NUMBER_REFUSED
+        );
+    }
+}
