@@ -10,7 +10,7 @@ use commands::clock::{SystemClock, UuidV7};
 use commands::insurance::Insurance;
 use commands::insurers::InsurerPanel;
 use commands::signing::PolicySigner;
-use commands::{Bookings, Dealership, MutationSettings};
+use commands::{Bookings, Dealership, MutationSettings, Payments};
 use eventstore::{Database, EventLog, Upcasters};
 use projections::Projections;
 use queries::ReadModels;
@@ -112,6 +112,12 @@ impl Application {
             Arc::new(SystemClock),
             Arc::new(UuidV7),
         ));
+        let payments = Arc::new(Payments::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7),
+        ));
         let read_models = ReadModels::new(
             ledger.db.pool().clone(),
             EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
@@ -124,6 +130,7 @@ impl Application {
             .data(signer.public().clone())
             .data(bookings)
             .data(loans)
+            .data(payments)
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })

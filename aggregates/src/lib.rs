@@ -19,6 +19,7 @@
 //!   [`bookings::MechanicDay`] (one mechanic's claimed slots on one day).
 //! - [`loan`]: the [`loan::Loan`] aggregate, financing for one order from application to payoff;
 //!   its credit policy in [`loan::credit`] and its schedule maths in [`loan::schedule`].
+//! - [`payment`]: the [`payment::Payment`] aggregate, money paid towards an order and its refunds.
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -40,6 +41,7 @@ pub mod customer;
 pub mod loan;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod policy;
 pub mod vehicle;
 pub mod vin;

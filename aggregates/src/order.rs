@@ -3,14 +3,22 @@
 //! Status machine (`NotDrafted` before the first event), all of it in one function, `transition`:
 //!
 //! ```text
-//! NotDrafted --Draft--> Draft --Confirm--> Confirmed --(payment, later)--> Paid --> Completed
+//! NotDrafted --Draft--> Draft --Confirm--> Confirmed --MarkPaid--> Paid --HandOver--> Completed
 //!                       Draft --ApplyDiscount--> Draft
+//!                       Confirmed --RecordPayment--> Confirmed
+//!                       Confirmed, Paid --RecordRefund--> (same)
+//!                       Paid --Reopen--> Confirmed
 //!                       Draft, Confirmed --Cancel--> Cancelled
 //! ```
 //!
 //! Invariants (`handle` enforces them, `apply` re-asserts them with `debug_assert!`):
 //! - the price is positive, and `0 <= total <= price` in the price's currency;
-//! - `Completed` and `Cancelled` are terminal: every later command is refused.
+//! - `0 <= paid total <= total`; the paid total is the sum of the payments recorded less the
+//!   refunds recorded, and each payment's refunds never exceed what it paid;
+//! - the order is `Paid` exactly when its paid total equals its total (from confirmation until
+//!   handover);
+//! - `Completed` and `Cancelled` are terminal: every later command is refused (recording a payment
+//!   or refund already recorded stays a no-op).
 //!
 //! Rules:
 //! - A discount may be applied only to a draft. A new discount replaces the previous one, and is
@@ -19,10 +27,28 @@
 //! - A percentage discount must be more than 0 and at most 100; its amount is rounded to kopecks
 //!   by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING). A fixed discount must be positive, in
 //!   the price's currency, and at most the price (the total may reach zero, never below).
-//! - Confirm only from `Draft`; Cancel from `Draft` or `Confirmed`, with a reason. A `Paid`
-//!   order will need a refund before it can be cancelled (a later change adds that edge), so
-//!   cancelling it is refused for now.
+//! - Confirm only from `Draft`; Cancel from `Draft` or `Confirmed`, with a reason.
+//! - Payments: only a `Confirmed` order takes payments. Each is recorded once, by payment id
+//!   (recording it again is a no-op, so a retry is safe), in the order's currency, and never for
+//!   more than the balance due (`PAYMENT_EXCEEDS_BALANCE`): a dealership does not hold a
+//!   customer's overpayment on a sales order, the cashier takes the exact balance. The payment that
+//!   brings the paid total to the total also makes the order `Paid` (a second event, `OrderPaid`).
+//! - Refunds: only of a payment recorded on this order, each recorded once by refund id (the same
+//!   id again with the same payment and amount is a no-op, with others it is refused), never more
+//!   than that payment still contributes (`REFUND_EXCEEDS_PAID`), and only while the order is
+//!   `Confirmed` or `Paid`: money returned after handover is an after-sales matter outside the sales
+//!   order. A refund that brings a `Paid` order's paid total below its total takes it back to
+//!   `Confirmed` (`OrderBalanceReopened`).
+//! - Cancelling an order that holds money (paid total above zero) is refused with
+//!   `REFUNDS_REQUIRED` until refunds bring the paid total to zero. A `Paid` order therefore
+//!   cannot be cancelled; once fully refunded it is `Confirmed` again, and can be.
+//! - HandOver only from `Paid`: the customer drives away with a fully paid car; the order is
+//!   `Completed`.
+//! - An order whose total is zero (a 100% discount) can never take a payment, so it never becomes
+//!   `Paid` and cannot be handed over through a sales order: such a car leaves the dealership by
+//!   another process, and the order is cancelled.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::money::{Currency, Money};
+use crate::payment::PaymentMethodKind;
 
 /// A reduction of the order's price.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -100,6 +127,24 @@ pub enum OrderCommand {
         reason: String,
         cancelled_at: DateTime<Utc>,
     },
+    /// A payment towards this order completed: `amount` is what it contributes.
+    RecordPayment {
+        payment_id: Uuid,
+        amount: Money,
+        method: PaymentMethodKind,
+        recorded_at: DateTime<Utc>,
+    },
+    /// A refund of a payment recorded on this order.
+    RecordRefund {
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Money,
+        recorded_at: DateTime<Utc>,
+    },
+    /// The customer received the vehicle.
+    HandOver {
+        handed_over_at: DateTime<Utc>,
+    },
 }
 
 /// What happened to an order. The payloads are a public contract: see [`crate::upcasters`].
@@ -125,6 +170,33 @@ pub enum OrderEvent {
         reason: String,
         cancelled_at: DateTime<Utc>,
     },
+    /// `paid_total` is the paid total after this payment, recorded so readers never add up.
+    OrderPaymentRecorded {
+        payment_id: Uuid,
+        amount: Money,
+        method: PaymentMethodKind,
+        paid_total: Money,
+        recorded_at: DateTime<Utc>,
+    },
+    /// Payments now cover the total.
+    OrderPaid {
+        paid_at: DateTime<Utc>,
+    },
+    /// `paid_total` is the paid total after this refund.
+    OrderRefundRecorded {
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Money,
+        paid_total: Money,
+        recorded_at: DateTime<Utc>,
+    },
+    /// A refund took a paid order's paid total below its total: it is `Confirmed` again.
+    OrderBalanceReopened {
+        reopened_at: DateTime<Utc>,
+    },
+    OrderHandedOver {
+        handed_over_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -134,6 +206,11 @@ impl DomainEvent for OrderEvent {
             OrderEvent::DiscountApplied { .. } => "DiscountApplied",
             OrderEvent::OrderConfirmed { .. } => "OrderConfirmed",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
+            OrderEvent::OrderPaymentRecorded { .. } => "OrderPaymentRecorded",
+            OrderEvent::OrderPaid { .. } => "OrderPaid",
+            OrderEvent::OrderRefundRecorded { .. } => "OrderRefundRecorded",
+            OrderEvent::OrderBalanceReopened { .. } => "OrderBalanceReopened",
+            OrderEvent::OrderHandedOver { .. } => "OrderHandedOver",
         };
         name.to_owned()
     }
@@ -178,6 +255,28 @@ pub enum OrderError {
         from: OrderStatus,
         action: &'static str,
     },
+    /// A payment or refund of zero or less. The caller asks for a positive amount.
+    #[error("amount must be greater than zero")]
+    NonPositiveAmount,
+    /// A payment larger than what is still due. The caller pays at most `balance`.
+    #[error("payment {amount} exceeds the balance due {balance}")]
+    PaymentExceedsBalance { amount: Money, balance: Money },
+    /// A refund of a payment that was never recorded on this order. The caller checks the payment
+    /// belongs to the order (or records it first with `recordPaymentOnOrder`).
+    #[error("payment {payment_id} is not recorded on this order")]
+    PaymentNotRecorded { payment_id: Uuid },
+    /// A refund larger than what that payment still contributes to the order. The caller refunds
+    /// at most `recorded`.
+    #[error("refund {amount} exceeds what the payment still contributes ({recorded})")]
+    RefundExceedsPaid { amount: Money, recorded: Money },
+    /// This refund id was already recorded for another payment or amount. The caller uses a new
+    /// refund id for a new refund.
+    #[error("refund {refund_id} was already recorded with other details")]
+    RefundIdReused { refund_id: Uuid },
+    /// Cancelling an order that still holds the customer's money. The caller refunds the payments
+    /// first (the order shows its paid total), then cancels.
+    #[error("the order holds {paid_total} paid; refund it before cancelling")]
+    RefundsRequired { paid_total: Money },
 }
 
 impl OrderError {
@@ -193,6 +292,11 @@ impl OrderError {
             | OrderError::EmptyReason => "VALIDATION",
             OrderError::DiscountExceedsPrice { .. } => "DISCOUNT_EXCEEDS_PRICE",
             OrderError::InvalidTransition { .. } => "INVALID_ORDER_TRANSITION",
+            OrderError::NonPositiveAmount | OrderError::RefundIdReused { .. } => "VALIDATION",
+            OrderError::PaymentExceedsBalance { .. } => "PAYMENT_EXCEEDS_BALANCE",
+            OrderError::PaymentNotRecorded { .. } => "PAYMENT_NOT_RECORDED",
+            OrderError::RefundExceedsPaid { .. } => "REFUND_EXCEEDS_PAID",
+            OrderError::RefundsRequired { .. } => "REFUNDS_REQUIRED",
         }
     }
 }
@@ -204,6 +308,13 @@ enum Action {
     ApplyDiscount,
     Confirm,
     Cancel,
+    RecordPayment,
+    /// Payments cover the total.
+    MarkPaid,
+    RecordRefund,
+    /// A refund uncovered part of the total again.
+    Reopen,
+    HandOver,
 }
 
 impl Action {
@@ -214,14 +325,19 @@ impl Action {
             Action::ApplyDiscount => "apply a discount",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
+            Action::RecordPayment => "record a payment",
+            Action::MarkPaid => "mark as paid",
+            Action::RecordRefund => "record a refund",
+            Action::Reopen => "reopen the balance",
+            Action::HandOver => "hand over",
         }
     }
 }
 
 /// The whole status machine: the status an order moves to when `action` is taken from `from`, or
-/// why it may not be. Payments and completion add their edges here.
+/// why it may not be.
 fn transition(from: OrderStatus, action: Action) -> Result<OrderStatus, OrderError> {
-    use OrderStatus::{Cancelled, Confirmed, Draft, NotDrafted};
+    use OrderStatus::{Cancelled, Completed, Confirmed, Draft, NotDrafted, Paid};
     match (from, action) {
         (NotDrafted, Action::Draft) => Ok(Draft),
         (_, Action::Draft) => Err(OrderError::AlreadyDrafted),
@@ -229,6 +345,12 @@ fn transition(from: OrderStatus, action: Action) -> Result<OrderStatus, OrderErr
         (Draft, Action::ApplyDiscount) => Ok(Draft),
         (Draft, Action::Confirm) => Ok(Confirmed),
         (Draft | Confirmed, Action::Cancel) => Ok(Cancelled),
+        (Confirmed, Action::RecordPayment) => Ok(Confirmed),
+        (Confirmed, Action::MarkPaid) => Ok(Paid),
+        (Confirmed, Action::RecordRefund) => Ok(Confirmed),
+        (Paid, Action::RecordRefund) => Ok(Paid),
+        (Paid, Action::Reopen) => Ok(Confirmed),
+        (Paid, Action::HandOver) => Ok(Completed),
         (from, action) => Err(OrderError::InvalidTransition {
             from,
             action: action.name(),
@@ -248,6 +370,16 @@ pub struct Order {
     discount: Option<Discount>,
     /// `price` less the discount in force.
     total: Option<Money>,
+    /// Payments recorded less refunds recorded (zero from the draft on; absent in snapshots taken
+    /// before payments existed, which [`Order::paid_total`] reads as zero).
+    #[serde(default)]
+    paid_total: Option<Money>,
+    /// What each recorded payment still contributes (its amount less its refunds), by payment id.
+    #[serde(default)]
+    payments: BTreeMap<Uuid, Money>,
+    /// Refunds recorded (payment and amount, by refund id), so recording one again is a no-op.
+    #[serde(default)]
+    refunds: BTreeMap<Uuid, (Uuid, Money)>,
 }
 
 impl Order {
@@ -275,8 +407,52 @@ impl Order {
         self.discount.as_ref()
     }
 
-    /// Decides on `command`: the event it causes, `None` for a no-op, or why it is refused.
-    fn decide(&self, command: OrderCommand) -> Result<Option<OrderEvent>, OrderError> {
+    /// Payments recorded less refunds recorded.
+    pub fn paid_total(&self) -> Option<Money> {
+        self.paid_total
+            .or_else(|| self.total.map(|total| Money::zero(total.currency())))
+    }
+
+    /// What is still to pay: the total less the paid total.
+    pub fn balance_due(&self) -> Option<Money> {
+        self.total?.checked_sub(self.paid_total()?).ok()
+    }
+
+    /// What a recorded payment still contributes; `None` when it was never recorded here.
+    pub fn recorded_payment(&self, payment_id: Uuid) -> Option<Money> {
+        self.payments.get(&payment_id).copied()
+    }
+
+    /// Whether this refund was recorded here.
+    pub fn has_refund(&self, refund_id: Uuid) -> bool {
+        self.refunds.contains_key(&refund_id)
+    }
+
+    /// Whether a new payment of `amount` would be recorded now, and if not, why. The command layer
+    /// asks before any money moves, so a refusal leaves nothing to undo.
+    pub fn check_payment(&self, payment_id: Uuid, amount: Money) -> Result<(), OrderError> {
+        self.decide_payment(
+            payment_id,
+            amount,
+            PaymentMethodKind::Cash,
+            DateTime::<Utc>::MIN_UTC,
+        )
+        .map(drop)
+    }
+
+    /// Whether this refund would be recorded now, and if not, why (asked before the money moves).
+    pub fn check_refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Money,
+    ) -> Result<(), OrderError> {
+        self.decide_refund(payment_id, refund_id, amount, DateTime::<Utc>::MIN_UTC)
+            .map(drop)
+    }
+
+    /// Decides on `command`: the events it causes (none for a no-op), or why it is refused.
+    fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         let event = match command {
             OrderCommand::Draft {
                 customer_id,
@@ -298,7 +474,7 @@ impl Order {
             OrderCommand::ApplyDiscount { discount } => {
                 transition(self.status, Action::ApplyDiscount)?;
                 if self.discount.as_ref() == Some(&discount) {
-                    return Ok(None);
+                    return Ok(Vec::new());
                 }
                 let price = self.price.ok_or(OrderError::NotDrafted)?;
                 let discount_amount = discount_amount(&discount, price)?;
@@ -323,6 +499,11 @@ impl Order {
                 reason,
                 cancelled_at,
             } => {
+                if let Some(paid_total) = self.paid_total().filter(Money::is_positive) {
+                    if matches!(self.status, OrderStatus::Confirmed | OrderStatus::Paid) {
+                        return Err(OrderError::RefundsRequired { paid_total });
+                    }
+                }
                 transition(self.status, Action::Cancel)?;
                 let reason = reason.trim();
                 if reason.is_empty() {
@@ -333,8 +514,124 @@ impl Order {
                     cancelled_at,
                 })
             }
+            OrderCommand::RecordPayment {
+                payment_id,
+                amount,
+                method,
+                recorded_at,
+            } => return self.decide_payment(payment_id, amount, method, recorded_at),
+            OrderCommand::RecordRefund {
+                payment_id,
+                refund_id,
+                amount,
+                recorded_at,
+            } => return self.decide_refund(payment_id, refund_id, amount, recorded_at),
+            OrderCommand::HandOver { handed_over_at } => {
+                transition(self.status, Action::HandOver)?;
+                Some(OrderEvent::OrderHandedOver { handed_over_at })
+            }
         };
-        Ok(event)
+        Ok(event.into_iter().collect())
+    }
+
+    fn decide_payment(
+        &self,
+        payment_id: Uuid,
+        amount: Money,
+        method: PaymentMethodKind,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        if self.status != OrderStatus::NotDrafted && self.payments.contains_key(&payment_id) {
+            return Ok(Vec::new());
+        }
+        transition(self.status, Action::RecordPayment)?;
+        let (Some(total), Some(paid)) = (self.total, self.paid_total()) else {
+            return Err(OrderError::NotDrafted);
+        };
+        self.check_amount(amount, total)?;
+        // Cannot fail: same currency, 0 <= paid <= total.
+        let balance = total
+            .checked_sub(paid)
+            .map_err(|_| OrderError::NotDrafted)?;
+        if amount.minor_units() > balance.minor_units() {
+            return Err(OrderError::PaymentExceedsBalance { amount, balance });
+        }
+        let paid_total = paid
+            .checked_add(amount)
+            .map_err(|_| OrderError::PaymentExceedsBalance { amount, balance })?;
+        let mut events = vec![OrderEvent::OrderPaymentRecorded {
+            payment_id,
+            amount,
+            method,
+            paid_total,
+            recorded_at,
+        }];
+        if paid_total == total {
+            transition(OrderStatus::Confirmed, Action::MarkPaid)?;
+            events.push(OrderEvent::OrderPaid {
+                paid_at: recorded_at,
+            });
+        }
+        Ok(events)
+    }
+
+    fn decide_refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Money,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        if let Some(&recorded) = self.refunds.get(&refund_id) {
+            return if recorded == (payment_id, amount) {
+                Ok(Vec::new())
+            } else {
+                Err(OrderError::RefundIdReused { refund_id })
+            };
+        }
+        let status = transition(self.status, Action::RecordRefund)?;
+        let Some(recorded) = self.payments.get(&payment_id).copied() else {
+            return Err(OrderError::PaymentNotRecorded { payment_id });
+        };
+        let (Some(total), Some(paid)) = (self.total, self.paid_total()) else {
+            return Err(OrderError::NotDrafted);
+        };
+        self.check_amount(amount, total)?;
+        if amount.minor_units() > recorded.minor_units() {
+            return Err(OrderError::RefundExceedsPaid { amount, recorded });
+        }
+        // Cannot fail: the amount is at most what this payment contributes to the paid total.
+        let paid_total = paid
+            .checked_sub(amount)
+            .map_err(|_| OrderError::RefundExceedsPaid { amount, recorded })?;
+        let mut events = vec![OrderEvent::OrderRefundRecorded {
+            payment_id,
+            refund_id,
+            amount,
+            paid_total,
+            recorded_at,
+        }];
+        if status == OrderStatus::Paid && paid_total != total {
+            transition(status, Action::Reopen)?;
+            events.push(OrderEvent::OrderBalanceReopened {
+                reopened_at: recorded_at,
+            });
+        }
+        Ok(events)
+    }
+
+    /// A payment or refund amount: positive and in the order's currency.
+    fn check_amount(&self, amount: Money, total: Money) -> Result<(), OrderError> {
+        if !amount.is_positive() {
+            return Err(OrderError::NonPositiveAmount);
+        }
+        if amount.currency() != total.currency() {
+            return Err(OrderError::CurrencyMismatch {
+                expected: total.currency(),
+                found: amount.currency(),
+            });
+        }
+        Ok(())
     }
 
     /// Moves to `to`, re-asserting that the status machine allows it.
@@ -390,7 +687,7 @@ impl Aggregate for Order {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command)? {
+        for event in self.decide(command)? {
             sink.write(event, self).await;
         }
         Ok(())
@@ -411,6 +708,7 @@ impl Aggregate for Order {
                 self.price = Some(price);
                 self.total = Some(price);
                 self.discount = None;
+                self.paid_total = Some(Money::zero(price.currency()));
             }
             OrderEvent::DiscountApplied {
                 discount,
@@ -431,7 +729,68 @@ impl Aggregate for Order {
                 self.advance(Action::Confirm, OrderStatus::Confirmed);
             }
             OrderEvent::OrderCancelled { .. } => {
+                debug_assert!(
+                    self.paid_total().is_none_or(|paid| paid.is_zero()),
+                    "cancelled while holding money"
+                );
                 self.advance(Action::Cancel, OrderStatus::Cancelled);
+            }
+            OrderEvent::OrderPaymentRecorded {
+                payment_id,
+                amount,
+                paid_total,
+                ..
+            } => {
+                self.advance(Action::RecordPayment, OrderStatus::Confirmed);
+                debug_assert_eq!(
+                    self.paid_total().map(|paid| paid.checked_add(amount)),
+                    Some(Ok(paid_total)),
+                    "paid total is not the sum of the payments"
+                );
+                debug_assert!(
+                    self.total
+                        .is_some_and(|total| paid_total.minor_units() <= total.minor_units()),
+                    "paid more than the total"
+                );
+                self.paid_total = Some(paid_total);
+                self.payments.insert(payment_id, amount);
+            }
+            OrderEvent::OrderPaid { .. } => {
+                debug_assert_eq!(
+                    self.paid_total(),
+                    self.total,
+                    "paid before covering the total"
+                );
+                self.advance(Action::MarkPaid, OrderStatus::Paid);
+            }
+            OrderEvent::OrderRefundRecorded {
+                payment_id,
+                refund_id,
+                amount,
+                paid_total,
+                ..
+            } => {
+                self.advance(Action::RecordRefund, self.status);
+                debug_assert_eq!(
+                    self.paid_total().map(|paid| paid.checked_sub(amount)),
+                    Some(Ok(paid_total)),
+                    "paid total is not payments less refunds"
+                );
+                self.paid_total = Some(paid_total);
+                if let Some(recorded) = self.payments.get_mut(&payment_id) {
+                    debug_assert!(amount.minor_units() <= recorded.minor_units());
+                    *recorded = recorded.checked_sub(amount).unwrap_or(*recorded);
+                } else {
+                    debug_assert!(false, "refund of payment {payment_id} never recorded");
+                }
+                self.refunds.insert(refund_id, (payment_id, amount));
+            }
+            OrderEvent::OrderBalanceReopened { .. } => {
+                debug_assert_ne!(self.paid_total(), self.total, "reopened while fully paid");
+                self.advance(Action::Reopen, OrderStatus::Confirmed);
+            }
+            OrderEvent::OrderHandedOver { .. } => {
+                self.advance(Action::HandOver, OrderStatus::Completed);
             }
         }
     }

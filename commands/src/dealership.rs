@@ -210,9 +210,15 @@ impl Dealership {
             )));
         };
         let order = self.order(order_id).await?;
-        if order.status() == OrderStatus::Confirmed {
+        // A confirmed or paid order needs its car, and a completed one is about to buy it (its
+        // handover is finished by retrying handOverOrder).
+        if matches!(
+            order.status(),
+            OrderStatus::Confirmed | OrderStatus::Paid | OrderStatus::Completed
+        ) {
             return Err(CommandError::Validation(format!(
-                "vehicle {vehicle_id} is reserved for confirmed order {order_id}; cancel the order instead"
+                "vehicle {vehicle_id} is reserved for {} order {order_id}; cancel the order instead",
+                order.status().as_str().to_lowercase()
             )));
         }
         self.sender

@@ -4,6 +4,7 @@ use aggregates::bookings::WorkshopError;
 use aggregates::customer::CustomerError;
 use aggregates::loan::LoanError;
 use aggregates::order::OrderError;
+use aggregates::payment::PaymentError;
 use aggregates::policy::PolicyError;
 use aggregates::vehicle::VehicleError;
 use queries::{ApiError, codes};
@@ -23,6 +24,8 @@ pub enum CommandError {
     Workshop(#[from] WorkshopError),
     #[error(transparent)]
     Loan(#[from] LoanError),
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -56,6 +59,7 @@ impl From<CommandError> for ApiError {
             CommandError::Policy(e) => ApiError::new(e.code(), message),
             CommandError::Workshop(e) => ApiError::new(e.code(), message),
             CommandError::Loan(e) => ApiError::new(e.code(), message),
+            CommandError::Payment(e) => ApiError::new(e.code(), message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

@@ -10,6 +10,7 @@
 //! - [`bookings`]: [`Bookings`], the workshop's commands across bookings, mechanics' days and
 //!   vehicles, and their mutations.
 //! - [`loans`]: [`loans::Loans`], car financing from application to payoff, and its mutations.
+//! - [`payments`]: [`Payments`], taking and refunding money, recording it on orders, handover.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
@@ -24,6 +25,7 @@ pub mod insurance;
 pub mod insurers;
 pub mod loans;
 pub mod mutations;
+pub mod payments;
 pub mod sender;
 pub mod signing;
 
@@ -32,13 +34,15 @@ pub use context::RequestContext;
 pub use dealership::Dealership;
 pub use error::CommandError;
 pub use mutations::MutationSettings;
+pub use payments::Payments;
 pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.
 #[derive(async_graphql::MergedObject, Default)]
 pub struct MutationRoot(
     mutations::SalesMutation,
+    payments::PaymentsMutation,
+    loans::LoansMutation,
     insurance::InsuranceMutation,
     bookings::BookingsMutation,
-    loans::LoansMutation,
 );

@@ -1,6 +1,7 @@
 //! `orders`: each sales order's status, price, discount and total.
 //!
-//! Table `orders`, one row per order (see docs/read-models.md).
+//! Table `orders`, one row per order (see docs/read-models.md). Version 2 added the paid total,
+//! `paid_at` and `handed_over_at`.
 
 use aggregates::order::{Discount, OrderEvent, OrderStatus};
 use eventstore::RecordedEvent;
@@ -26,9 +27,13 @@ const SCHEMA: &[&str] = &[
         discount_amount_minor integer NOT NULL,
         total                 text    NOT NULL,
         total_minor           integer NOT NULL,
+        paid_total            text    NOT NULL,
+        paid_total_minor      integer NOT NULL,
         cancellation_reason   text,
         drafted_at            text    NOT NULL,
         confirmed_at          text,
+        paid_at               text,
+        handed_over_at        text,
         cancelled_at          text,
         updated_at            text    NOT NULL,
         last_position         integer NOT NULL
@@ -43,7 +48,7 @@ impl Projector for Orders {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -79,8 +84,10 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
             sqlx::query(
                 "INSERT INTO orders (order_id, customer_id, vehicle_id, status, currency, price, price_minor,
                     discount_kind, discount_percent, discount_amount, discount_amount_minor, total, total_minor,
-                    cancellation_reason, drafted_at, confirmed_at, cancelled_at, updated_at, last_position)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, '0.00', 0, $6, $7, NULL, $8, NULL, NULL, $9, $10)",
+                    paid_total, paid_total_minor, cancellation_reason, drafted_at, confirmed_at, paid_at,
+                    handed_over_at, cancelled_at, updated_at, last_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, '0.00', 0, $6, $7, '0.00', 0, NULL, $8, NULL, NULL,
+                    NULL, NULL, $9, $10)",
             )
             .bind(id)
             .bind(customer_id.to_string())
@@ -145,6 +152,58 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
             .bind(OrderStatus::Cancelled.as_str())
             .bind(reason)
             .bind(crate::rfc3339(cancelled_at))
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+        }
+        OrderEvent::OrderPaymentRecorded { paid_total, .. }
+        | OrderEvent::OrderRefundRecorded { paid_total, .. } => {
+            sqlx::query(
+                "UPDATE orders SET paid_total = $1, paid_total_minor = $2, updated_at = $3, last_position = $4
+                  WHERE order_id = $5",
+            )
+            .bind(paid_total.amount().to_string())
+            .bind(paid_total.minor_units())
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+        }
+        OrderEvent::OrderPaid { paid_at } => {
+            sqlx::query(
+                "UPDATE orders SET status = $1, paid_at = $2, updated_at = $3, last_position = $4
+                  WHERE order_id = $5",
+            )
+            .bind(OrderStatus::Paid.as_str())
+            .bind(crate::rfc3339(paid_at))
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+        }
+        OrderEvent::OrderBalanceReopened { .. } => {
+            sqlx::query(
+                "UPDATE orders SET status = $1, paid_at = NULL, updated_at = $2, last_position = $3
+                  WHERE order_id = $4",
+            )
+            .bind(OrderStatus::Confirmed.as_str())
+            .bind(&at)
+            .bind(event.position)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+        }
+        OrderEvent::OrderHandedOver { handed_over_at } => {
+            sqlx::query(
+                "UPDATE orders SET status = $1, handed_over_at = $2, updated_at = $3, last_position = $4
+                  WHERE order_id = $5",
+            )
+            .bind(OrderStatus::Completed.as_str())
+            .bind(crate::rfc3339(handed_over_at))
             .bind(&at)
             .bind(event.position)
             .bind(id)

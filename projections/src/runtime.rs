@@ -65,6 +65,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::policies::Policies),
         Arc::new(crate::bookings::Bookings),
         Arc::new(crate::loans::Loans),
+        Arc::new(crate::payments::Payments),
     ]
 }
 

@@ -16,6 +16,7 @@ pub enum AggregateType {
     Order,
     Booking,
     MechanicDay,
+    Payment,
 }
 
 impl AggregateType {
@@ -28,6 +29,7 @@ impl AggregateType {
             AggregateType::Order => aggregates::order::Order::TYPE,
             AggregateType::Booking => aggregates::bookings::Booking::TYPE,
             AggregateType::MechanicDay => aggregates::bookings::MechanicDay::TYPE,
+            AggregateType::Payment => aggregates::payment::Payment::TYPE,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`vehicles`], [`customers`], [`orders`], [`loans`]: read-model views and their SQL.
+//! - [`payments`]: payments and refunds, and the `payment`/`payments` queries.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
@@ -20,6 +21,7 @@ pub mod insurance;
 pub mod loans;
 pub mod orders;
 pub mod page;
+pub mod payments;
 pub mod scalars;
 pub mod vehicles;
 
@@ -97,9 +99,10 @@ pub struct ProjectionStatus {
 pub struct QueryRoot(
     SalesQuery,
     AuditQuery,
+    payments::PaymentsQuery,
+    loans::LoansQuery,
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
-    loans::LoansQuery,
 );
 
 /// Vehicles, customers and orders.

@@ -46,9 +46,15 @@ pub struct Order {
     pub discount: Option<AppliedDiscount>,
     /// Price less discount; never below zero.
     pub total: Money,
+    /// Payments recorded on the order less refunds recorded; never above the total.
+    pub paid_total: Money,
     pub cancellation_reason: Option<String>,
     pub drafted_at: DateTime,
     pub confirmed_at: Option<DateTime>,
+    /// When payments covered the total (null again if a refund reopened the balance).
+    pub paid_at: Option<DateTime>,
+    /// When the customer received the vehicle.
+    pub handed_over_at: Option<DateTime>,
     pub cancelled_at: Option<DateTime>,
     pub updated_at: DateTime,
 }
@@ -64,6 +70,22 @@ impl Order {
     async fn vehicle(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vehicle>> {
         Ok(crate::vehicles::find(crate::read_models(ctx)?.pool(), self.vehicle_id).await?)
     }
+
+    /// What is still to pay: the total less the paid total.
+    async fn balance_due(&self) -> Money {
+        Money {
+            amount: Decimal(self.total.amount.0 - self.paid_total.amount.0),
+            currency: self.total.currency,
+        }
+    }
+
+    /// Every payment made towards this order, whatever its status, oldest first.
+    async fn payments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::payments::Payment>> {
+        Ok(crate::payments::of_order(crate::read_models(ctx)?.pool(), self.id).await?)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,9 +100,12 @@ struct OrderRow {
     discount_percent: Option<String>,
     discount_amount_minor: i64,
     total_minor: i64,
+    paid_total_minor: i64,
     cancellation_reason: Option<String>,
     drafted_at: String,
     confirmed_at: Option<String>,
+    paid_at: Option<String>,
+    handed_over_at: Option<String>,
     cancelled_at: Option<String>,
     updated_at: String,
 }
@@ -126,9 +151,12 @@ impl TryFrom<OrderRow> for Order {
             price: Money::from_stored(row.price_minor, &row.currency)?,
             discount,
             total: Money::from_stored(row.total_minor, &row.currency)?,
+            paid_total: Money::from_stored(row.paid_total_minor, &row.currency)?,
             cancellation_reason: row.cancellation_reason,
             drafted_at: DateTime::from_stored(&row.drafted_at)?,
             confirmed_at: optional_time(&row.confirmed_at)?,
+            paid_at: optional_time(&row.paid_at)?,
+            handed_over_at: optional_time(&row.handed_over_at)?,
             cancelled_at: optional_time(&row.cancelled_at)?,
             updated_at: DateTime::from_stored(&row.updated_at)?,
         })
@@ -139,8 +167,8 @@ impl TryFrom<OrderRow> for Order {
 pub async fn find(pool: &DbPool, id: Uuid) -> ApiResult<Option<Order>> {
     let row: Option<OrderRow> = sqlx::query_as(
         "SELECT order_id, customer_id, vehicle_id, status, currency, price_minor, discount_kind, discount_percent,
-                discount_amount_minor, total_minor, cancellation_reason, drafted_at, confirmed_at, cancelled_at,
-                updated_at
+                discount_amount_minor, total_minor, paid_total_minor, cancellation_reason, drafted_at, confirmed_at,
+                paid_at, handed_over_at, cancelled_at, updated_at
            FROM orders WHERE order_id = $1",
     )
     .bind(id.to_string())

@@ -8,6 +8,7 @@ mod idempotency;
 mod insurance;
 mod journey;
 mod loans;
+mod payments;
 mod projector;
 mod readme;
 mod schema;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::money::{Currency, Money};
+use crate::payment::PaymentMethodKind;
 use crate::test_support::execute;
 
 fn d(literal: &str) -> Decimal {
@@ -543,6 +544,549 @@ proptest! {
             }
             let json = serde_json::to_string(&step.after).unwrap();
             prop_assert_eq!(serde_json::from_str::<Order>(&json).unwrap(), step.after);
+        }
+    }
+}
+
+// --- Payments, refunds and handover ----------------------------------------------------------
+
+fn payment(n: u128) -> Uuid {
+    Uuid::from_u128(1000 + n)
+}
+
+fn refund_id(n: u128) -> Uuid {
+    Uuid::from_u128(2000 + n)
+}
+
+fn record_payment(n: u128, amount: &str) -> OrderCommand {
+    OrderCommand::RecordPayment {
+        payment_id: payment(n),
+        amount: rub(amount),
+        method: PaymentMethodKind::Card,
+        recorded_at: at("2024-03-04T10:00:00Z"),
+    }
+}
+
+fn payment_recorded(n: u128, amount: &str, paid_total: &str) -> OrderEvent {
+    OrderEvent::OrderPaymentRecorded {
+        payment_id: payment(n),
+        amount: rub(amount),
+        method: PaymentMethodKind::Card,
+        paid_total: rub(paid_total),
+        recorded_at: at("2024-03-04T10:00:00Z"),
+    }
+}
+
+fn paid() -> OrderEvent {
+    OrderEvent::OrderPaid {
+        paid_at: at("2024-03-04T10:00:00Z"),
+    }
+}
+
+fn record_refund(n: u128, refund: u128, amount: &str) -> OrderCommand {
+    OrderCommand::RecordRefund {
+        payment_id: payment(n),
+        refund_id: refund_id(refund),
+        amount: rub(amount),
+        recorded_at: at("2024-03-05T10:00:00Z"),
+    }
+}
+
+fn refund_recorded(n: u128, refund: u128, amount: &str, paid_total: &str) -> OrderEvent {
+    OrderEvent::OrderRefundRecorded {
+        payment_id: payment(n),
+        refund_id: refund_id(refund),
+        amount: rub(amount),
+        paid_total: rub(paid_total),
+        recorded_at: at("2024-03-05T10:00:00Z"),
+    }
+}
+
+fn reopened() -> OrderEvent {
+    OrderEvent::OrderBalanceReopened {
+        reopened_at: at("2024-03-05T10:00:00Z"),
+    }
+}
+
+fn hand_over() -> OrderCommand {
+    OrderCommand::HandOver {
+        handed_over_at: at("2024-03-06T10:00:00Z"),
+    }
+}
+
+fn handed_over() -> OrderEvent {
+    OrderEvent::OrderHandedOver {
+        handed_over_at: at("2024-03-06T10:00:00Z"),
+    }
+}
+
+/// A confirmed order for 1 500 000 with 500 000 paid by payment 1.
+fn partly_paid() -> Vec<OrderEvent> {
+    history(&[confirmed(), payment_recorded(1, "500000", "500000")])
+}
+
+/// A confirmed order for 1 500 000 paid in two parts.
+fn fully_paid() -> Vec<OrderEvent> {
+    history(&[
+        confirmed(),
+        payment_recorded(1, "500000", "500000"),
+        payment_recorded(2, "1000000", "1500000"),
+        paid(),
+    ])
+}
+
+#[test]
+fn a_payment_on_a_confirmed_order_raises_the_paid_total() {
+    given(history(&[confirmed()]))
+        .when(record_payment(1, "500000"))
+        .then_expect_events(vec![payment_recorded(1, "500000", "500000")]);
+}
+
+#[test]
+fn the_payment_that_covers_the_total_makes_the_order_paid() {
+    given(partly_paid())
+        .when(record_payment(2, "1000000"))
+        .then_expect_events(vec![payment_recorded(2, "1000000", "1500000"), paid()]);
+}
+
+#[test]
+fn recording_a_payment_again_changes_nothing_even_after_handover() {
+    given(partly_paid())
+        .when(record_payment(1, "500000"))
+        .then_expect_events(vec![]);
+    let mut completed = fully_paid();
+    completed.push(handed_over());
+    given(completed)
+        .when(record_payment(2, "1000000"))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_payment_larger_than_the_balance_is_refused() {
+    given(partly_paid())
+        .when(record_payment(2, "1000000.01"))
+        .then_expect_error(OrderError::PaymentExceedsBalance {
+            amount: rub("1000000.01"),
+            balance: rub("1000000"),
+        });
+}
+
+#[test]
+fn a_payment_of_zero_or_in_another_currency_is_refused() {
+    given(history(&[confirmed()]))
+        .when(record_payment(1, "0"))
+        .then_expect_error(OrderError::NonPositiveAmount);
+    given(history(&[confirmed()]))
+        .when(OrderCommand::RecordPayment {
+            payment_id: payment(1),
+            amount: Money::from_minor_units(100, Currency::USD),
+            method: PaymentMethodKind::Cash,
+            recorded_at: at("2024-03-04T10:00:00Z"),
+        })
+        .then_expect_error(OrderError::CurrencyMismatch {
+            expected: Currency::RUB,
+            found: Currency::USD,
+        });
+}
+
+#[test]
+fn only_a_confirmed_order_takes_payments() {
+    for (tail, status) in [
+        (vec![], OrderStatus::Draft),
+        (vec![cancelled("changed mind")], OrderStatus::Cancelled),
+    ] {
+        given(history(&tail))
+            .when(record_payment(1, "1"))
+            .then_expect_error(invalid(status, "record a payment"));
+    }
+    given(fully_paid())
+        .when(record_payment(3, "1"))
+        .then_expect_error(invalid(OrderStatus::Paid, "record a payment"));
+    given(vec![])
+        .when(record_payment(1, "1"))
+        .then_expect_error(OrderError::NotDrafted);
+}
+
+#[test]
+fn a_refund_lowers_the_paid_total() {
+    given(partly_paid())
+        .when(record_refund(1, 1, "200000"))
+        .then_expect_events(vec![refund_recorded(1, 1, "200000", "300000")]);
+}
+
+#[test]
+fn a_refund_of_a_paid_order_takes_it_back_to_confirmed() {
+    given(fully_paid())
+        .when(record_refund(2, 1, "0.01"))
+        .then_expect_events(vec![
+            refund_recorded(2, 1, "0.01", "1499999.99"),
+            reopened(),
+        ]);
+}
+
+#[test]
+fn recording_a_refund_again_changes_nothing() {
+    let mut events = partly_paid();
+    events.push(refund_recorded(1, 1, "200000", "300000"));
+    given(events)
+        .when(record_refund(1, 1, "200000"))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn reusing_a_refund_id_for_another_payment_or_amount_is_refused() {
+    let mut events = fully_paid();
+    events.push(refund_recorded(1, 1, "200000", "1300000"));
+    events.push(reopened());
+    for command in [record_refund(2, 1, "200000"), record_refund(1, 1, "1")] {
+        given(events.clone())
+            .when(command)
+            .then_expect_error(OrderError::RefundIdReused {
+                refund_id: refund_id(1),
+            });
+    }
+}
+
+#[test]
+fn a_refund_larger_than_the_payment_still_contributes_is_refused() {
+    let mut events = partly_paid();
+    events.push(refund_recorded(1, 1, "200000", "300000"));
+    given(events)
+        .when(record_refund(1, 2, "300000.01"))
+        .then_expect_error(OrderError::RefundExceedsPaid {
+            amount: rub("300000.01"),
+            recorded: rub("300000"),
+        });
+}
+
+#[test]
+fn a_refund_of_a_payment_not_recorded_here_is_refused() {
+    given(partly_paid())
+        .when(record_refund(9, 1, "1"))
+        .then_expect_error(OrderError::PaymentNotRecorded {
+            payment_id: payment(9),
+        });
+}
+
+#[test]
+fn a_refund_of_zero_is_refused() {
+    given(partly_paid())
+        .when(record_refund(1, 1, "0"))
+        .then_expect_error(OrderError::NonPositiveAmount);
+}
+
+#[test]
+fn a_refund_after_handover_is_refused() {
+    let mut completed = fully_paid();
+    completed.push(handed_over());
+    given(completed)
+        .when(record_refund(1, 1, "1"))
+        .then_expect_error(invalid(OrderStatus::Completed, "record a refund"));
+}
+
+#[test]
+fn handing_over_a_paid_order_completes_it() {
+    given(fully_paid())
+        .when(hand_over())
+        .then_expect_events(vec![handed_over()]);
+}
+
+#[test]
+fn handing_over_an_order_not_paid_is_refused() {
+    for (events, status) in [
+        (a_draft(), OrderStatus::Draft),
+        (partly_paid(), OrderStatus::Confirmed),
+        (history(&[cancelled("x")]), OrderStatus::Cancelled),
+    ] {
+        given(events)
+            .when(hand_over())
+            .then_expect_error(invalid(status, "hand over"));
+    }
+    let mut completed = fully_paid();
+    completed.push(handed_over());
+    given(completed)
+        .when(hand_over())
+        .then_expect_error(invalid(OrderStatus::Completed, "hand over"));
+}
+
+#[test]
+fn cancelling_an_order_that_holds_money_requires_refunds() {
+    given(partly_paid())
+        .when(cancel("customer walked away"))
+        .then_expect_error(OrderError::RefundsRequired {
+            paid_total: rub("500000"),
+        });
+    given(fully_paid())
+        .when(cancel("customer walked away"))
+        .then_expect_error(OrderError::RefundsRequired {
+            paid_total: rub("1500000"),
+        });
+}
+
+#[test]
+fn a_fully_refunded_order_can_be_cancelled() {
+    let mut events = fully_paid();
+    events.extend([
+        refund_recorded(1, 1, "500000", "1000000"),
+        reopened(),
+        refund_recorded(2, 2, "1000000", "0"),
+    ]);
+    given(events)
+        .when(cancel("customer walked away"))
+        .then_expect_events(vec![cancelled("customer walked away")]);
+}
+
+#[test]
+fn the_order_exposes_its_paid_total_balance_and_recorded_payments() {
+    let mut order = Order::default();
+    for event in partly_paid() {
+        order.apply(event);
+    }
+    order.apply(refund_recorded(1, 1, "100000", "400000"));
+    assert_eq!(order.paid_total(), Some(rub("400000")));
+    assert_eq!(order.balance_due(), Some(rub("1100000")));
+    assert_eq!(order.recorded_payment(payment(1)), Some(rub("400000")));
+    assert_eq!(order.recorded_payment(payment(2)), None);
+    assert!(order.has_refund(refund_id(1)));
+    assert!(!order.has_refund(refund_id(2)));
+}
+
+#[test]
+fn a_snapshot_taken_before_payments_existed_still_loads_with_nothing_paid() {
+    let mut order = Order::default();
+    for event in history(&[confirmed()]) {
+        order.apply(event);
+    }
+    let mut json = serde_json::to_value(&order).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    for field in ["paid_total", "payments", "refunds"] {
+        fields.remove(field);
+    }
+    let mut old: Order = serde_json::from_value(json).unwrap();
+    assert_eq!(old.paid_total(), Some(rub("0")));
+    assert_eq!(old.balance_due(), Some(rub("1500000")));
+    assert_eq!(
+        execute(&mut old, record_payment(1, "1500000"), &()).unwrap(),
+        vec![payment_recorded(1, "1500000", "1500000"), paid()]
+    );
+}
+
+#[test]
+fn the_new_errors_have_stable_codes() {
+    let cases = [
+        (OrderError::NonPositiveAmount, "VALIDATION"),
+        (
+            OrderError::RefundIdReused {
+                refund_id: refund_id(1),
+            },
+            "VALIDATION",
+        ),
+        (
+            OrderError::PaymentExceedsBalance {
+                amount: rub("2"),
+                balance: rub("1"),
+            },
+            "PAYMENT_EXCEEDS_BALANCE",
+        ),
+        (
+            OrderError::PaymentNotRecorded {
+                payment_id: payment(1),
+            },
+            "PAYMENT_NOT_RECORDED",
+        ),
+        (
+            OrderError::RefundExceedsPaid {
+                amount: rub("2"),
+                recorded: rub("1"),
+            },
+            "REFUND_EXCEEDS_PAID",
+        ),
+        (
+            OrderError::RefundsRequired {
+                paid_total: rub("1"),
+            },
+            "REFUNDS_REQUIRED",
+        ),
+    ];
+    for (error, code) in cases {
+        assert_eq!(error.code(), code, "{error:?}");
+    }
+}
+
+#[test]
+fn the_new_event_types_name_the_serialized_variant_at_version_1_0() {
+    let events = vec![
+        payment_recorded(1, "1", "1"),
+        paid(),
+        refund_recorded(1, 1, "1", "0"),
+        reopened(),
+        handed_over(),
+    ];
+    for event in events {
+        let json = serde_json::to_value(&event).unwrap();
+        let tag = json.as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(event.event_type(), tag);
+        assert_eq!(event.event_version(), "1.0");
+        assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
+    }
+}
+
+// --- Properties over random payments and refunds ---------------------------------------------
+
+use crate::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus};
+
+/// One step of a sale's money, as the command layer performs it.
+#[derive(Clone, Debug)]
+enum MoneyStep {
+    /// Initiate and complete payment `n` for `amount`, then record it on the order.
+    Pay {
+        n: u128,
+        amount: &'static str,
+    },
+    /// Refund `amount` of payment `n` under refund id `refund`, then record it on the order.
+    Refund {
+        n: u128,
+        refund: u128,
+        amount: &'static str,
+    },
+    HandOver,
+    Cancel,
+}
+
+fn money_step() -> impl Strategy<Value = MoneyStep> {
+    let amount = prop::sample::select(vec!["0.01", "100000", "250000.50", "500000", "1000000"]);
+    prop_oneof![
+        (0..4u128, amount.clone()).prop_map(|(n, amount)| MoneyStep::Pay { n, amount }),
+        (0..4u128, 0..6u128, amount).prop_map(|(n, refund, amount)| MoneyStep::Refund {
+            n,
+            refund,
+            amount
+        }),
+        Just(MoneyStep::HandOver),
+        Just(MoneyStep::Cancel),
+    ]
+}
+
+/// A sale of a 1 500 000 car: the order, its payments, and every event the order emitted.
+struct Sale {
+    order: Order,
+    payments: std::collections::BTreeMap<u128, Payment>,
+    order_events: Vec<OrderEvent>,
+}
+
+fn sell(steps: Vec<MoneyStep>) -> Vec<Sale> {
+    let mut order = Order::default();
+    let mut order_events = Vec::new();
+    for command in [draft(rub("1500000")), confirm()] {
+        order_events.extend(execute(&mut order, command, &()).unwrap());
+    }
+    let mut payments = std::collections::BTreeMap::<u128, Payment>::new();
+    let mut sales = Vec::new();
+    for step in steps {
+        match step {
+            MoneyStep::Pay { n, amount } => {
+                // The command layer checks the order would take the payment before taking money.
+                let record = record_payment(n, amount);
+                if execute(&mut order.clone(), record.clone(), &()).is_err() {
+                    continue;
+                }
+                let payment = payments.entry(n).or_default();
+                let initiate = PaymentCommand::Initiate {
+                    order_id: Uuid::from_u128(9),
+                    customer_id: customer(),
+                    amount: rub(amount),
+                    method: PaymentMethod::Cash,
+                    initiated_at: at("2024-03-04T09:00:00Z"),
+                };
+                let complete = PaymentCommand::Complete {
+                    completed_at: at("2024-03-04T09:30:00Z"),
+                };
+                if execute(payment, initiate, &()).is_err()
+                    || execute(payment, complete, &()).is_err()
+                {
+                    continue;
+                }
+                order_events.extend(execute(&mut order, record, &()).unwrap());
+            }
+            MoneyStep::Refund { n, refund, amount } => {
+                let record = record_refund(n, refund, amount);
+                if execute(&mut order.clone(), record.clone(), &()).is_err() {
+                    continue;
+                }
+                let Some(payment) = payments.get_mut(&n) else {
+                    continue;
+                };
+                let command = PaymentCommand::Refund {
+                    refund_id: refund_id(refund),
+                    amount: rub(amount),
+                    reason: "returned".into(),
+                    refunded_at: at("2024-03-05T09:00:00Z"),
+                };
+                if execute(payment, command, &()).is_err() {
+                    continue;
+                }
+                order_events.extend(execute(&mut order, record, &()).unwrap());
+            }
+            MoneyStep::HandOver => {
+                order_events.extend(execute(&mut order, hand_over(), &()).unwrap_or_default());
+            }
+            MoneyStep::Cancel => {
+                order_events.extend(execute(&mut order, cancel("gone"), &()).unwrap_or_default());
+            }
+        }
+        sales.push(Sale {
+            order: order.clone(),
+            payments: payments.clone(),
+            order_events: order_events.clone(),
+        });
+    }
+    sales
+}
+
+proptest! {
+    #[test]
+    fn the_paid_total_is_completed_payments_less_refunds(steps in prop::collection::vec(money_step(), 0..40)) {
+        for sale in sell(steps) {
+            let net: i64 = sale
+                .payments
+                .values()
+                .filter_map(Payment::net_paid)
+                .map(|m| m.minor_units())
+                .sum();
+            let paid_total = sale.order.paid_total().unwrap();
+            prop_assert_eq!(paid_total.minor_units(), net);
+            prop_assert!(paid_total.minor_units() >= 0);
+            for payment in sale.payments.values() {
+                let (amount, refunded) = (payment.amount().unwrap(), payment.refunded_total().unwrap());
+                prop_assert!(refunded.minor_units() <= amount.minor_units());
+                prop_assert!(matches!(payment.status(), PaymentStatus::Completed | PaymentStatus::Refunded));
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_is_paid_exactly_when_payments_cover_its_total(steps in prop::collection::vec(money_step(), 0..40)) {
+        for sale in sell(steps) {
+            let order = &sale.order;
+            let covered = order.paid_total().unwrap().minor_units() >= order.total().unwrap().minor_units();
+            match order.status() {
+                OrderStatus::Paid | OrderStatus::Completed => prop_assert!(covered),
+                OrderStatus::Confirmed => prop_assert!(!covered),
+                OrderStatus::Cancelled => prop_assert!(order.paid_total().unwrap().is_zero()),
+                other => prop_assert!(false, "unexpected status {}", other),
+            }
+            prop_assert!(order.balance_due().unwrap().minor_units() >= 0);
+        }
+    }
+
+    #[test]
+    fn replaying_an_orders_payment_events_reproduces_it(steps in prop::collection::vec(money_step(), 0..40)) {
+        for sale in sell(steps) {
+            let mut replayed = Order::default();
+            for event in sale.order_events.iter().cloned() {
+                replayed.apply(event);
+            }
+            prop_assert_eq!(replayed, sale.order);
         }
     }
 }
