@@ -141,8 +141,8 @@ impl Bookings {
     }
 
     /// The id a new booking uses: the client's, or a new one.
-    pub fn id_or_new(&self, id: Option<Uuid>) -> Uuid {
-        id.unwrap_or_else(|| self.ids.new_id())
+    pub fn id_or_new(&self, id: Option<Uuid>, idempotency: Option<&Idempotency>) -> Uuid {
+        crate::sender::aggregate_id(self.ids.as_ref(), id, idempotency)
     }
 
     /// Current state of a booking (write model; a never-made id gives the default state).
@@ -595,7 +595,7 @@ impl BookingsMutation {
             slot,
             notes: input.notes,
         };
-        let id = service.id_or_new(input.id);
+        let id = service.id_or_new(input.id, key.as_ref());
         let written = service
             .book_service(&caller(ctx), id, request, key.as_ref())
             .await

@@ -82,9 +82,9 @@ impl Insurance {
         }
     }
 
-    /// The id a create command uses: the client's, or a new one.
-    pub fn id_or_new(&self, id: Option<Uuid>) -> Uuid {
-        id.unwrap_or_else(|| self.ids.new_id())
+    /// The id a create command uses: see [`crate::sender::aggregate_id`].
+    pub fn id_or_new(&self, id: Option<Uuid>, idempotency: Option<&Idempotency>) -> Uuid {
+        crate::sender::aggregate_id(self.ids.as_ref(), id, idempotency)
     }
 
     /// Today's date: the UTC calendar day of the clock.

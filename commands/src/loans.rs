@@ -73,9 +73,9 @@ impl Loans {
         (self.now() + TimeDelta::seconds(BUSINESS_DAY_OFFSET_SECONDS)).date_naive()
     }
 
-    /// The id a create command uses: the client's, or a new one.
-    pub fn id_or_new(&self, id: Option<Uuid>) -> Uuid {
-        id.unwrap_or_else(|| self.ids.new_id())
+    /// The id a create command uses: see [`crate::sender::aggregate_id`].
+    pub fn id_or_new(&self, id: Option<Uuid>, idempotency: Option<&Idempotency>) -> Uuid {
+        crate::sender::aggregate_id(self.ids.as_ref(), id, idempotency)
     }
 
     /// Current state of a loan (write model). Unknown ids are `NOT_FOUND`. After disbursement,
@@ -420,7 +420,7 @@ impl LoansMutation {
             credit_score: score(input.credit_score)?,
         };
         let service = loans(ctx)?;
-        let id = service.id_or_new(input.id);
+        let id = service.id_or_new(input.id, key.as_ref());
         let written = service
             .apply(&caller(ctx), id, input.order_id, application, key.as_ref())
             .await

@@ -255,7 +255,7 @@ impl SalesMutation {
             .map_err(to_api)?,
             stocked_at: dealership.now(),
         };
-        let id = dealership.id_or_new(input.id);
+        let id = dealership.id_or_new(input.id, key.as_ref());
         let written = dealership
             .stock_vehicle(&caller(ctx), id, stock, key.as_ref())
             .await
@@ -343,7 +343,7 @@ impl SalesMutation {
             address: input.address,
             registered_at: dealership.now(),
         };
-        let id = dealership.id_or_new(input.id);
+        let id = dealership.id_or_new(input.id, key.as_ref());
         let written = dealership
             .register_customer(&caller(ctx), id, command, key.as_ref())
             .await
@@ -395,7 +395,7 @@ impl SalesMutation {
     ) -> async_graphql::Result<OrderPayload> {
         let key = idempotency(idempotency_key, "draftOrder", &input)?;
         let dealership = dealership(ctx)?;
-        let id = dealership.id_or_new(input.id);
+        let id = dealership.id_or_new(input.id, key.as_ref());
         let written = dealership
             .draft_order(
                 &caller(ctx),

@@ -98,9 +98,9 @@ impl Payments {
         }
     }
 
-    /// The id a create command uses: the client's, or a new one.
-    pub fn id_or_new(&self, id: Option<Uuid>) -> Uuid {
-        id.unwrap_or_else(|| self.ids.new_id())
+    /// The id a create command uses: see [`crate::sender::aggregate_id`].
+    pub fn id_or_new(&self, id: Option<Uuid>, idempotency: Option<&Idempotency>) -> Uuid {
+        crate::sender::aggregate_id(self.ids.as_ref(), id, idempotency)
     }
 
     /// Current state of a payment (write model; a never-initiated id gives the default state).
@@ -120,23 +120,12 @@ impl Payments {
         ids: &[Uuid],
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<Written>, CommandError> {
-        let Some(idempotency) = idempotency else {
+        let Some(first) = self.sender.first_attempt(idempotency).await? else {
             return Ok(None);
         };
-        let Some(first) = self
-            .sender
-            .log()
-            .find_by_idempotency_key(&idempotency.key)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
-            == Some(idempotency.fingerprint.as_str());
-        let same_operation = ids.iter().any(|id| first.aggregate_id == id.to_string());
-        if !same_input || !same_operation {
+        if !ids.iter().any(|id| first.aggregate_id == id.to_string()) {
             return Err(CommandError::IdempotencyKeyReused {
-                key: idempotency.key.clone(),
+                key: idempotency.map(|i| i.key.clone()).unwrap_or_default(),
             });
         }
         Ok(Some(Written {

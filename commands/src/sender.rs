@@ -3,9 +3,10 @@
 //! Every service in this crate sends through a [`Sender`].
 
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
-use eventstore::{CommandMetadata, Cqrs, Database, EventLog, Store};
+use eventstore::{CommandMetadata, Cqrs, Database, EventLog, RecordedEvent, Store};
 use uuid::Uuid;
 
+use crate::clock::IdGenerator;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 
@@ -158,40 +159,58 @@ impl Sender {
         })
     }
 
-    /// Answers a retry: the first attempt's result when the key was used with the same input, an
-    /// error when it was used with another. Survives restarts: the key lives in the events' metadata.
-    ///
-    /// The answer names the aggregate the first attempt wrote to, not `_id`: a create whose id the
-    /// server generated gets a fresh id on every attempt, and the retry must still find the first.
-    /// (A client-chosen id is part of the input, so it is covered by the fingerprint.)
-    pub async fn replay(
+    /// The first event written under this idempotency key, if any. The same key with a different
+    /// input is refused. Survives restarts: the key lives in the events' metadata.
+    pub async fn first_attempt(
         &self,
-        _id: Uuid,
         idempotency: Option<&Idempotency>,
-    ) -> Result<Option<Written>, CommandError> {
+    ) -> Result<Option<RecordedEvent>, CommandError> {
         let Some(idempotency) = idempotency else {
             return Ok(None);
         };
         let Some(first) = self.log.find_by_idempotency_key(&idempotency.key).await? else {
             return Ok(None);
         };
-        let same_input = first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
-            == Some(idempotency.fingerprint.as_str());
-        if !same_input {
+        if first.metadata_value(eventstore::metadata::keys::INPUT_FINGERPRINT)
+            != Some(idempotency.fingerprint.as_str())
+        {
             return Err(CommandError::IdempotencyKeyReused {
                 key: idempotency.key.clone(),
             });
         }
-        let id = Uuid::parse_str(&first.aggregate_id).map_err(|err| {
-            CommandError::Internal(format!(
-                "stored aggregate id {:?}: {err}",
-                first.aggregate_id
-            ))
-        })?;
-        Ok(Some(Written {
+        Ok(Some(first))
+    }
+
+    /// Answers a retry of an operation on `id` from its first attempt: where it landed, and that
+    /// nothing new was written. The fingerprint covers the whole input (ids included), so a match is
+    /// the same operation; creates without a client id get theirs from the key ([`aggregate_id`]).
+    pub async fn replay(
+        &self,
+        id: Uuid,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<Written>, CommandError> {
+        Ok(self.first_attempt(idempotency).await?.map(|first| Written {
             id,
             position: first.position,
             replayed: true,
         }))
+    }
+}
+
+/// Where new aggregate ids come from. Deterministic under a key, so a retry of a create whose id
+/// the server chose addresses the same aggregate as its first attempt.
+const KEYED_ID_NAMESPACE: Uuid = Uuid::from_u128(0x2f6b_9d0e_41c7_4a58_b3e2_7c15_0a9d_6e84);
+
+/// The id of a new aggregate: the client's, else one derived from the idempotency key (UUIDv5), else
+/// a fresh one.
+pub fn aggregate_id(
+    ids: &dyn IdGenerator,
+    requested: Option<Uuid>,
+    idempotency: Option<&Idempotency>,
+) -> Uuid {
+    match (requested, idempotency) {
+        (Some(id), _) => id,
+        (None, Some(idempotency)) => Uuid::new_v5(&KEYED_ID_NAMESPACE, idempotency.key.as_bytes()),
+        (None, None) => ids.new_id(),
     }
 }

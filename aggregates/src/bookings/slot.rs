@@ -172,12 +172,6 @@ impl fmt::Display for MechanicCode {
 /// name `"<staff code>/<YYYY-MM-DD>"`, so every request for the same mechanic and day names the
 /// same stream without asking anyone.
 pub fn mechanic_day_id(mechanic: &MechanicCode, day: NaiveDate) -> Uuid {
-    use sha1::{Digest, Sha1};
-    let mut hasher = Sha1::new();
-    hasher.update(MECHANIC_DAY_NAMESPACE.as_bytes());
-    hasher.update(format!("{}/{}", mechanic.as_str(), day.format("%Y-%m-%d")).as_bytes());
-    let digest = hasher.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+    let name = format!("{}/{}", mechanic.as_str(), day.format("%Y-%m-%d"));
+    Uuid::new_v5(&MECHANIC_DAY_NAMESPACE, name.as_bytes())
 }

@@ -188,7 +188,7 @@ impl InsuranceMutation {
             power_hp: count(input.engine_power_hp, "enginePowerHp")?,
             deductible: input.deductible.map(MoneyInput::to_domain).transpose()?,
         };
-        let id = service.id_or_new(input.id);
+        let id = service.id_or_new(input.id, key.as_ref());
         let written = service
             .request_quote(&caller(ctx), id, request, key.as_ref())
             .await
@@ -281,7 +281,7 @@ impl InsuranceMutation {
         let service = insurance(ctx)?;
         let incident_on = date(&input.incident_date, "incidentDate")?;
         let claimed = input.claimed_amount.to_domain()?;
-        let claim_id = service.id_or_new(input.id);
+        let claim_id = service.id_or_new(input.id, key.as_ref());
         let written = service
             .file_claim(
                 &caller(ctx),

@@ -161,7 +161,7 @@ impl PaymentsMutation {
         let key = required_key(idempotency_key, "initiatePayment", &input)?;
         let amount = input.amount.to_domain()?;
         let service = payments(ctx)?;
-        let id = service.id_or_new(input.id);
+        let id = service.id_or_new(input.id, Some(&key));
         let written = service
             .initiate_payment(&caller(ctx), id, input.order_id, amount, method, Some(&key))
             .await
