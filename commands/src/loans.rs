@@ -223,6 +223,41 @@ impl Loans {
             .await
     }
 
+    /// Pays a loan out to its order: the principal is recorded on the order as a CREDIT payment and
+    /// the loan becomes ACTIVE.
+    ///
+    /// Two aggregates, ordered so every failure is safe and a retry finishes the job: (1) the credit
+    /// payment (its id derived from the loan's, so it is recorded once however often this runs) —
+    /// the order refuses it with nothing written if it cannot take the money, and the loan stays
+    /// APPROVED; (2) the loan's disbursement, which carries the idempotency key. If (2) fails after
+    /// (1), the order shows the credit payment of an APPROVED loan, and retrying `disburseLoan`
+    /// completes it.
+    pub async fn disburse_to_order(
+        &self,
+        payments: &crate::Payments,
+        ctx: &RequestContext,
+        id: Uuid,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Written, CommandError> {
+        if let Some(written) = self.sender.replay(id, idempotency).await? {
+            return Ok(written);
+        }
+        let loan = self.loan(id).await?;
+        if loan.status() == DomainLoanStatus::Approved {
+            let (Some(order_id), Some(principal)) = (loan.order_id(), loan.principal()) else {
+                return Err(CommandError::Internal(format!(
+                    "approved loan {id} has no order or principal"
+                )));
+            };
+            let payment_id = Uuid::new_v5(&CREDIT_PAYMENT_NAMESPACE, id.as_bytes());
+            payments
+                .record_credit_disbursement(ctx, payment_id, order_id, id, principal, None)
+                .await?;
+        }
+        // Not approved (or already active): the aggregate refuses with its own precise error.
+        self.disburse(ctx, id, idempotency).await
+    }
+
     /// Records a repayment received today against the schedule.
     pub async fn record_repayment(
         &self,
@@ -396,6 +431,9 @@ fn score(score: i32) -> ApiResult<u16> {
         .map_err(|_| ApiError::validation(format!("credit score {score} is outside 300–850")))
 }
 
+/// The CREDIT payment that carries a loan's principal to its order has the id UUIDv5(this, loan id).
+const CREDIT_PAYMENT_NAMESPACE: Uuid = Uuid::from_u128(0x8a41_0c3e_7d25_4f96_b1e8_5c0d_93a7_2b64);
+
 /// Loan applications, decisions, disbursement and repayments.
 #[derive(Default)]
 pub struct LoansMutation;
@@ -524,7 +562,8 @@ impl LoansMutation {
         Ok(loan_payload(ctx, written).await?)
     }
 
-    /// Records that an approved loan was paid out today; it becomes ACTIVE.
+    /// Pays an approved loan out: its principal is recorded on the order as a CREDIT payment and
+    /// the loan becomes ACTIVE.
     async fn disburse_loan(
         &self,
         ctx: &Context<'_>,
@@ -532,8 +571,11 @@ impl LoansMutation {
         idempotency_key: String,
     ) -> async_graphql::Result<LoanPayload> {
         let key = idempotency(Some(idempotency_key), "disburseLoan", &id)?;
+        let payments = ctx
+            .data::<std::sync::Arc<crate::Payments>>()
+            .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))?;
         let written = loans(ctx)?
-            .disburse(&caller(ctx), id, key.as_ref())
+            .disburse_to_order(payments, &caller(ctx), id, key.as_ref())
             .await
             .map_err(to_api)?;
         Ok(loan_payload(ctx, written).await?)

@@ -17,6 +17,8 @@ pub enum AggregateType {
     Booking,
     MechanicDay,
     Payment,
+    Loan,
+    Policy,
 }
 
 impl AggregateType {
@@ -30,6 +32,8 @@ impl AggregateType {
             AggregateType::Booking => aggregates::bookings::Booking::TYPE,
             AggregateType::MechanicDay => aggregates::bookings::MechanicDay::TYPE,
             AggregateType::Payment => aggregates::payment::Payment::TYPE,
+            AggregateType::Loan => aggregates::loan::Loan::TYPE,
+            AggregateType::Policy => aggregates::policy::Policy::TYPE,
         }
     }
 }
