@@ -68,7 +68,21 @@ async fn the_readme_tour_runs_as_written() {
         cancel["cancelOrder"]["order"]["vehicle"]["status"],
         "AVAILABLE"
     );
-    let audit = answers.last().unwrap();
+    let credit = answers
+        .iter()
+        .find(|a| a.get("handOverOrder").is_some())
+        .unwrap();
+    assert_eq!(credit["handOverOrder"]["order"]["status"], "COMPLETED");
+    assert_eq!(
+        credit["handOverOrder"]["order"]["vehicle"]["status"],
+        "SOLD"
+    );
+    let insured = answers
+        .iter()
+        .find(|a| a.get("payPolicyPremium").is_some())
+        .unwrap();
+    assert_eq!(insured["payPolicyPremium"]["policy"]["status"], "ACTIVE");
+    let audit = answers.iter().find(|a| a.get("events").is_some()).unwrap();
     assert!(audit["events"]["totalCount"].as_i64().unwrap() >= 8);
     app.stop().await;
 }
