@@ -5,6 +5,7 @@
 //! - [`scalars`]: `Decimal`, `DateTime`, `Date`, `Position`, `Money`, `Currency` — strict on input.
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
+//! - [`snapshot`]: reading a read model together with the log position it reflects.
 //! - [`vehicles`], [`customers`], [`orders`], [`loans`]: read-model views and their SQL.
 //! - [`payments`]: payments and refunds, and the `payment`/`payments` queries.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
@@ -23,6 +24,7 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod scalars;
+pub mod snapshot;
 pub mod vehicles;
 
 use std::sync::Arc;
