@@ -78,7 +78,9 @@ impl Application {
         let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
             .context("loading the policy signing key")?;
         tracing::info!(
-            path = %settings.signing_key_file.display(),
+            path = %std::path::absolute(&settings.signing_key_file)
+                .unwrap_or_else(|_| settings.signing_key_file.clone())
+                .display(),
             created,
             key_id = signer.public().key_id(),
             public_key = %signer.public().base64(),
