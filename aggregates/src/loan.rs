@@ -792,8 +792,10 @@ impl Loan {
         }
     }
 
-    /// Decides on `command`: the events it causes (none for a no-op), or why it is refused.
-    fn decide(&self, command: LoanCommand) -> Result<Vec<LoanEvent>, LoanError> {
+    /// What `command` would emit against the current state, or why it is refused; changes nothing
+    /// (`handle` writes exactly these events). The command layer uses it to check a step before a
+    /// step on another aggregate depends on it.
+    pub fn decide(&self, command: LoanCommand) -> Result<Vec<LoanEvent>, LoanError> {
         match command {
             LoanCommand::Apply {
                 order_id,

@@ -209,7 +209,16 @@ impl Bookings {
         match self.sender.execute(&self.bookings, id, command, call).await {
             Ok(written) => Ok(written),
             Err(refused) => {
-                self.release(call.step(), &mechanic, slot, id).await;
+                // A duplicate request running alongside may have booked exactly this between our two
+                // steps: then the claim is that booking's, and releasing it would let another booking
+                // overlap it.
+                let booking = self.booking(id).await?;
+                let holds_this_claim = booking.status() == BookingStatus::Scheduled
+                    && booking.mechanic() == Some(&mechanic)
+                    && booking.slot() == Some(slot);
+                if !holds_this_claim {
+                    self.release(call.step(), &mechanic, slot, id).await;
+                }
                 Err(refused)
             }
         }
@@ -448,13 +457,17 @@ impl Bookings {
         let booking = self.booking(holder).await?;
         match booking.status() {
             BookingStatus::Cancelled | BookingStatus::NoShow => return Ok(true),
-            BookingStatus::Completed | BookingStatus::InProgress => return Ok(false),
-            BookingStatus::Scheduled
+            // A live booking keeps the claim of its own mechanic and slot; a claim it left behind
+            // elsewhere (a reschedule whose release failed) is stale like any other.
+            BookingStatus::Scheduled | BookingStatus::InProgress | BookingStatus::Completed
                 if booking.mechanic() == Some(mechanic) && booking.slot() == Some(slot) =>
             {
                 return Ok(false);
             }
-            BookingStatus::Scheduled | BookingStatus::NotBooked => {}
+            BookingStatus::Scheduled
+            | BookingStatus::InProgress
+            | BookingStatus::Completed
+            | BookingStatus::NotBooked => {}
         }
         let day = self.mechanic_day(mechanic, slot.day()).await?;
         let claimed_at = day

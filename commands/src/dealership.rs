@@ -188,8 +188,10 @@ impl Dealership {
             .await
     }
 
-    /// Releases a reservation whose order no longer needs it (a draft or cancelled order): the repair
-    /// for a confirmation that reserved the vehicle but could not confirm the order.
+    /// Releases a reservation held by a cancelled order: the repair for a cancellation whose release
+    /// failed. A draft's reservation (a confirmation that stopped half-way) is finished by retrying
+    /// `confirmOrder` or freed by `cancelOrder`, never released under it: a confirmation running at
+    /// that moment would end up confirmed without its car.
     pub async fn release_vehicle_reservation(
         &self,
         ctx: &RequestContext,
@@ -210,14 +212,10 @@ impl Dealership {
             )));
         };
         let order = self.order(order_id).await?;
-        // A confirmed or paid order needs its car, and a completed one is about to buy it (its
-        // handover is finished by retrying handOverOrder).
-        if matches!(
-            order.status(),
-            OrderStatus::Confirmed | OrderStatus::Paid | OrderStatus::Completed
-        ) {
+        if order.status() != OrderStatus::Cancelled {
             return Err(CommandError::Validation(format!(
-                "vehicle {vehicle_id} is reserved for {} order {order_id}; cancel the order instead",
+                "vehicle {vehicle_id} is reserved for {} order {order_id}; only a cancelled order's \
+                 reservation is released (cancel the order, or retry its confirmation)",
                 order.status().as_str().to_lowercase()
             )));
         }
@@ -402,6 +400,11 @@ impl Dealership {
         {
             Ok(written) => Ok(written),
             Err(refused) => {
+                // A duplicate request running alongside may have confirmed the order between our two
+                // steps: then the reservation is the order's, and releasing it would undo a sale.
+                if self.order(id).await?.status() == OrderStatus::Confirmed {
+                    return self.already_written::<Order>(id).await;
+                }
                 let release = VehicleCommand::ReleaseReservation { order_id: id };
                 if let Err(release_err) = self
                     .sender
@@ -417,7 +420,7 @@ impl Dealership {
                         order = %id, vehicle = %vehicle_id, error = %release_err,
                         "order confirmation failed and the vehicle reservation could not be released; \
                          the vehicle stays reserved for this draft order until confirmOrder is retried \
-                         or cancelOrder/releaseVehicleReservation frees it"
+                         or cancelOrder frees it"
                     );
                 }
                 Err(refused)
@@ -425,9 +428,30 @@ impl Dealership {
         }
     }
 
-    /// Cancels an order and frees its vehicle if the order held it. If freeing fails after the
-    /// cancellation, the vehicle stays visibly reserved for a cancelled order and
-    /// `releaseVehicleReservation` frees it.
+    /// Where an aggregate already stands, answered to a request that found its work already done by
+    /// a concurrent duplicate.
+    async fn already_written<A: cqrs_es::Aggregate>(
+        &self,
+        id: Uuid,
+    ) -> Result<Written, CommandError> {
+        let position = self
+            .sender
+            .log()
+            .last_position_of(A::TYPE, &id.to_string())
+            .await?
+            .unwrap_or(0);
+        Ok(Written {
+            id,
+            position,
+            replayed: true,
+        })
+    }
+
+    /// Cancels an order and frees its vehicle if the order held it.
+    ///
+    /// Freeing the vehicle runs whenever the order is cancelled — after a fresh cancellation, after a
+    /// keyed retry answered from the log, and even when the cancellation itself is refused because
+    /// the order already is cancelled — so any retry finishes a cancellation whose release failed.
     pub async fn cancel_order(
         &self,
         ctx: &RequestContext,
@@ -439,35 +463,43 @@ impl Dealership {
             reason,
             cancelled_at: self.now(),
         };
-        let written = self
-            .sender
-            .execute(
-                &self.orders,
-                id,
-                command,
-                Call::new(ctx, "CancelOrder", idempotency),
-            )
-            .await?;
-        if let Some(vehicle_id) = self.order(id).await?.vehicle_id() {
-            let vehicle = self.vehicle(vehicle_id).await?;
-            if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id) {
-                let release = VehicleCommand::ReleaseReservation { order_id: id };
-                let released = self
-                    .sender
+        let cancelled = match self.sender.replay(id, idempotency).await? {
+            Some(first) => Ok(first),
+            None => {
+                self.sender
                     .execute(
-                        &self.vehicles,
-                        vehicle_id,
-                        release,
-                        Call::new(ctx, "CancelOrder", None),
+                        &self.orders,
+                        id,
+                        command,
+                        Call::new(ctx, "CancelOrder", idempotency),
                     )
-                    .await?;
-                return Ok(Written {
-                    position: released.position.max(written.position),
-                    ..written
-                });
+                    .await
+            }
+        };
+        let order = self.order(id).await?;
+        if order.status() == OrderStatus::Cancelled {
+            if let Some(vehicle_id) = order.vehicle_id() {
+                let vehicle = self.vehicle(vehicle_id).await?;
+                if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id)
+                {
+                    let release = VehicleCommand::ReleaseReservation { order_id: id };
+                    let released = self
+                        .sender
+                        .execute(
+                            &self.vehicles,
+                            vehicle_id,
+                            release,
+                            Call::new(ctx, "CancelOrder", None),
+                        )
+                        .await?;
+                    return cancelled.map(|written| Written {
+                        position: released.position.max(written.position),
+                        ..written
+                    });
+                }
             }
         }
-        Ok(written)
+        cancelled
     }
 
     /// Specifications as stored: trimmed names, no empty names.

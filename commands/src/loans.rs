@@ -226,7 +226,8 @@ impl Loans {
     /// Pays a loan out to its order: the principal is recorded on the order as a CREDIT payment and
     /// the loan becomes ACTIVE.
     ///
-    /// Two aggregates, ordered so every failure is safe and a retry finishes the job: (1) the credit
+    /// Two aggregates, ordered so every failure is safe and a retry finishes the job: (0) the loan is
+    /// asked whether it can be paid out today, with nothing written if not; (1) the credit
     /// payment (its id derived from the loan's, so it is recorded once however often this runs) —
     /// the order refuses it with nothing written if it cannot take the money, and the loan stays
     /// APPROVED; (2) the loan's disbursement, which carries the idempotency key. If (2) fails after
@@ -243,6 +244,11 @@ impl Loans {
             return Ok(written);
         }
         let loan = self.loan(id).await?;
+        // Dry-run the disbursement first (status, first due date still ahead): money must not land on
+        // the order for a loan that cannot then be paid out.
+        loan.decide(LoanCommand::Disburse {
+            disbursed_on: self.today(),
+        })?;
         if loan.status() == DomainLoanStatus::Approved {
             let (Some(order_id), Some(principal)) = (loan.order_id(), loan.principal()) else {
                 return Err(CommandError::Internal(format!(

@@ -311,8 +311,9 @@ impl SalesMutation {
         Ok(vehicle_payload(ctx, written).await?)
     }
 
-    /// Frees a vehicle held for an order that is not confirmed (a draft whose confirmation failed
-    /// half-way, or a cancelled order). Refused while the holding order is confirmed.
+    /// Frees a vehicle still held for a cancelled order (a cancellation whose release failed; retrying
+    /// `cancelOrder` does the same). Refused for any other holder: a draft's half-done confirmation is
+    /// finished by retrying `confirmOrder` or undone by `cancelOrder`.
     async fn release_vehicle_reservation(
         &self,
         ctx: &Context<'_>,

@@ -129,7 +129,13 @@ impl Sender {
                 .await
             {
                 Ok(()) => break,
-                Err(AggregateError::UserError(err)) => return Err(err.into()),
+                Err(AggregateError::UserError(err)) => {
+                    // A duplicate under the same key, running alongside, may have done it first.
+                    if let Some(written) = self.replay(id, call.idempotency).await? {
+                        return Ok(written);
+                    }
+                    return Err(err.into());
+                }
                 Err(AggregateError::AggregateConflict) => {
                     // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
                     // follow a successful append: a keyed retry must then answer "already done".

@@ -134,3 +134,88 @@ async fn concurrent_confirmations_for_one_vehicle_reserve_it_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn duplicate_confirmations_racing_each_other_keep_the_car_reserved() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let customer = "0193a4b0-0000-7000-8000-0000000000e3";
+    let order = "0193a4b0-0000-7000-8000-0000000002e0";
+    app.ok(
+        STOCK_VEHICLE,
+        json!({ "input": vehicle_input(VEHICLE, "XTA210990Y2766389", "Vesta", "1500000.00") }),
+    )
+    .await;
+    app.ok(
+        REGISTER_CUSTOMER,
+        json!({ "input": customer_input(customer) }),
+    )
+    .await;
+    app.ok(
+        DRAFT_ORDER,
+        json!({ "input": { "id": order, "customerId": customer, "vehicleId": VEHICLE } }),
+    )
+    .await;
+    // The same confirmation sent four times at once (a client retrying impatiently, without a key).
+    let confirmations = (0..4).map(|_| app.graphql(CONFIRM_ORDER, json!({ "id": order })));
+    let responses = futures::future::join_all(confirmations).await;
+    for response in &responses {
+        for code in error_codes(response) {
+            assert!(
+                code == "INVALID_ORDER_TRANSITION" || code == "CONFLICT",
+                "{response:#}"
+            );
+        }
+    }
+    let state = app
+        .ok(
+            &format!(
+                "{{ order(id: \"{order}\") {{ status vehicle {{ status reservedForOrderId }} }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        state["order"],
+        json!({ "status": "CONFIRMED", "vehicle": { "status": "RESERVED", "reservedForOrderId": order } }),
+        "a losing duplicate must not release the winner's reservation"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_bookings_racing_each_other_keep_the_mechanics_slot() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let customer = "0193a4b0-0000-7000-8000-0000000000e4";
+    app.ok(
+        STOCK_VEHICLE,
+        json!({ "input": vehicle_input(VEHICLE, "XTA210990Y2766389", "Vesta", "1500000.00") }),
+    )
+    .await;
+    app.ok(
+        REGISTER_CUSTOMER,
+        json!({ "input": customer_input(customer) }),
+    )
+    .await;
+    let book = "mutation($id: UUID!, $s: DateTime!, $e: DateTime!) {
+      bookService(input: { id: $id, customerId: \"0193a4b0-0000-7000-8000-0000000000e4\",
+        vehicleId: \"0193a4b0-0000-7000-8000-0000000000e1\", mechanicId: \"M-050\", kind: REPAIR,
+        start: $s, end: $e }) { booking { status } } }";
+    let same = json!({ "id": "0193a4b0-0000-7000-8000-0000000003e0",
+                       "s": "2030-04-02T07:00:00Z", "e": "2030-04-02T09:00:00Z" });
+    let duplicates = (0..4).map(|_| app.graphql(book, same.clone()));
+    let responses = futures::future::join_all(duplicates).await;
+    assert!(
+        responses.iter().any(|r| r.get("errors").is_none()),
+        "{responses:#?}"
+    );
+    // The slot is still held: an overlapping booking for the same mechanic is refused.
+    let rival = json!({ "id": "0193a4b0-0000-7000-8000-0000000003e1",
+                        "s": "2030-04-02T08:00:00Z", "e": "2030-04-02T10:00:00Z" });
+    assert_eq!(
+        error_codes(&app.graphql(book, rival).await),
+        vec!["MECHANIC_BUSY"]
+    );
+    app.stop().await;
+}
