@@ -35,7 +35,10 @@
 //!   `premium × unused days / days in the period`, rounded to kopecks by `KOPECK_ROUNDING`, where
 //!   unused days = all of them when cancelled before the start, otherwise `end − cancellation day − 1`.
 //!   So it is the full premium before the start and zero on the last day. No refund when the premium
-//!   was never paid, nor once any claim was approved or paid (the insurer has carried the risk).
+//!   was never paid, nor while any claim is filed, under review, approved or paid (the insurer
+//!   carries or carried the risk). Conversely, a cancelled policy whose premium was refunded takes no
+//!   further claims (`PremiumRefunded`): the customer has taken the unused premium back, and an
+//!   insurer does not both refund the cover and pay for it.
 //!   The commission recorded at issue is not rewritten; the refund is recorded beside it, so the
 //!   monthly settlement can claw commission back in proportion (`commission × refund / premium`).
 //! - **Expiry.** `Expire { today }` once `today >= end`.
@@ -369,6 +372,12 @@ pub enum PolicyError {
     /// The caller fixes the input.
     #[error("{0}")]
     Invalid(String),
+    /// A claim on a cancelled policy whose unused premium was refunded. The caller tells the customer
+    /// to settle with the insurer directly; the ledger does not both refund and pay for the cover.
+    #[error(
+        "the policy was cancelled with a premium refund of {refund}: it takes no further claims"
+    )]
+    PremiumRefunded { refund: Money },
     /// The policy's status does not allow this. The caller shows the status; retrying won't help.
     #[error("cannot {action}: the policy is {from}")]
     InvalidTransition {
@@ -398,6 +407,7 @@ impl PolicyError {
             PolicyError::ClaimAlreadyFiled { .. } => "CLAIM_ALREADY_EXISTS",
             PolicyError::InvalidClaimTransition { .. } => "INVALID_CLAIM_TRANSITION",
             PolicyError::InvalidTransition { .. } => "INVALID_POLICY_TRANSITION",
+            PolicyError::PremiumRefunded { .. } => "POLICY_PREMIUM_REFUNDED",
         }
     }
 }
@@ -715,7 +725,7 @@ impl Policy {
                     });
                 }
                 let refund = match self.premium_paid {
-                    Some(paid) if !self.claims.any_settled() => {
+                    Some(paid) if !self.claims.any_not_rejected() => {
                         pro_rata_refund(paid, terms.start, terms.end, today)
                     }
                     _ => Money::zero(terms.premium.currency()),
@@ -744,6 +754,9 @@ impl Policy {
                 filed_at,
             } => {
                 transition(self.status, Action::FileClaim)?;
+                if let Some(refund) = self.refund.filter(Money::is_positive) {
+                    return Err(PolicyError::PremiumRefunded { refund });
+                }
                 if self.claims.get(claim_id).is_some() {
                     return Err(PolicyError::ClaimAlreadyFiled { claim_id });
                 }

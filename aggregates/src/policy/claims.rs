@@ -105,6 +105,14 @@ impl Claims {
     }
 
     /// True once any claim has been approved or paid.
+    /// Whether any claim is still being handled or was accepted: the insurer carries, or carried,
+    /// risk for it.
+    pub fn any_not_rejected(&self) -> bool {
+        self.0
+            .values()
+            .any(|claim| claim.status != ClaimStatus::Rejected)
+    }
+
     pub fn any_settled(&self) -> bool {
         self.0
             .values()

@@ -518,8 +518,25 @@ fn a_claim_for_an_incident_before_the_start_is_refused() {
 }
 
 #[test]
-fn a_claim_on_a_cancelled_policy_is_accepted_for_an_incident_while_it_covered() {
+fn cancelling_while_a_claim_is_open_refunds_nothing() {
+    given(with(active(), &[claim_filed("50000")]))
+        .when(cancel("2026-07-01"))
+        .then_expect_events(vec![cancelled("2026-07-01", "0.00")]);
+}
+
+#[test]
+fn a_cancelled_policy_whose_premium_was_refunded_takes_no_claims() {
     given(with(active(), &[cancelled("2026-07-01", "31408.77")]))
+        .when(file_claim("2026-05-30", "50000"))
+        .then_expect_error(PolicyError::PremiumRefunded {
+            refund: rub("31408.77"),
+        });
+}
+
+#[test]
+fn a_claim_on_a_cancelled_policy_is_accepted_for_an_incident_while_it_covered() {
+    // Cancelled without a refund (a claim had been paid), so later claims for earlier incidents stand.
+    given(with(active(), &[cancelled("2026-07-01", "0.00")]))
         .when(PolicyCommand::FileClaim {
             claim_id: claim_id(),
             incident_on: day("2026-05-30"),
@@ -541,7 +558,7 @@ fn a_claim_on_a_cancelled_policy_for_an_incident_after_cancellation_is_refused()
         today: day("2026-08-01"),
         filed_at: at("2026-08-01T10:00:00Z"),
     };
-    given(with(active(), &[cancelled("2026-07-01", "31408.77")]))
+    given(with(active(), &[cancelled("2026-07-01", "0.00")]))
         .when(command)
         .then_expect_error(PolicyError::IncidentOutsidePeriod {
             incident_on: day("2026-07-02"),
