@@ -29,7 +29,9 @@
 //! - **Decision.** Made only under review, by [`credit::decide`]. An approval fixes the rate, the
 //!   schedule kind and the whole schedule in the event (so a later change to the policy or to
 //!   rounding never rewrites an issued schedule); a refusal records every failed rule. The first due
-//!   date comes in the command and must be after the decision date. Staff may reject by hand, with a
+//!   date comes in the command and must be after the decision date and at most
+//!   [`MAX_FIRST_DUE_MONTHS`] months after it (the first period's interest is one month's, so a later
+//!   date would defer repayment interest-free). Staff may reject by hand, with a
 //!   reason, at any point before disbursement.
 //! - **Disbursement** must be dated before the first due date.
 //! - **Repayments** pay the oldest instalment not yet fully paid first, and within an instalment
@@ -81,6 +83,25 @@ use crate::money::{Currency, Money};
 use credit::{CreditDecision, CreditFinding, CreditRule};
 pub use repayment::accrued_interest;
 use schedule::{Instalment, Rule, ScheduleKind};
+
+/// The first instalment falls due at most this many months after the decision (see
+/// [`LoanError::FirstDueDateTooLate`]).
+pub const MAX_FIRST_DUE_MONTHS: u32 = 2;
+
+/// The latest first due date a decision on `decided_on` allows.
+pub fn latest_first_due_date(decided_on: NaiveDate) -> NaiveDate {
+    decided_on
+        .checked_add_months(chrono::Months::new(MAX_FIRST_DUE_MONTHS))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// The first due date when the decision names none: one month after the decision (the same day of the
+/// month, or the month's last day).
+pub fn default_first_due_date(decided_on: NaiveDate) -> NaiveDate {
+    decided_on
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(NaiveDate::MAX)
+}
 
 /// An instalment unpaid for more than this many calendar days after its due date defaults the loan.
 pub const DEFAULT_AFTER_DAYS_PAST_DUE: i64 = 60;
@@ -504,6 +525,14 @@ pub enum LoanError {
         first_due_date: NaiveDate,
         decided_on: NaiveDate,
     },
+    /// The first due date is more than [`MAX_FIRST_DUE_MONTHS`] months after the decision: the first
+    /// period's interest is one month's, so a later date would defer repayment interest-free. The
+    /// caller picks an earlier date.
+    #[error("the first due date {first_due_date} is too late: at most {latest}")]
+    FirstDueDateTooLate {
+        first_due_date: NaiveDate,
+        latest: NaiveDate,
+    },
     /// Disbursing on or after the first due date. Staff re-decide the loan with a later first due
     /// date (reject and apply again).
     #[error(
@@ -569,6 +598,7 @@ impl LoanError {
             | LoanError::NegativeIncome
             | LoanError::CurrencyMismatch { .. }
             | LoanError::FirstDueDateNotAfterDecision { .. }
+            | LoanError::FirstDueDateTooLate { .. }
             | LoanError::DisbursementNotBeforeFirstDueDate { .. }
             | LoanError::DateBeforeDisbursement { .. }
             | LoanError::NonPositiveAmount
@@ -856,6 +886,13 @@ impl Loan {
                     return Err(LoanError::FirstDueDateNotAfterDecision {
                         first_due_date,
                         decided_on,
+                    });
+                }
+                let latest = latest_first_due_date(decided_on);
+                if first_due_date > latest {
+                    return Err(LoanError::FirstDueDateTooLate {
+                        first_due_date,
+                        latest,
                     });
                 }
                 match credit::decide(details, schedule_kind) {

@@ -184,13 +184,16 @@ impl Loans {
         ctx: &RequestContext,
         id: Uuid,
         schedule_kind: DomainScheduleKind,
-        first_due_date: NaiveDate,
+        first_due_date: Option<NaiveDate>,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
+        let decided_at = self.now();
         let command = LoanCommand::Decide {
             schedule_kind,
-            first_due_date,
-            decided_at: self.now(),
+            first_due_date: first_due_date.unwrap_or_else(|| {
+                aggregates::loan::default_first_due_date(decided_at.date_naive())
+            }),
+            decided_at,
         };
         self.send(ctx, id, command, "DecideLoan", idempotency).await
     }
@@ -388,8 +391,9 @@ pub struct LoanApplicationChangesInput {
 
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct DecideLoanInput {
-    /// When instalment 1 falls due; later ones fall due monthly on the same day (or the month's last).
-    pub first_due_date: Date,
+    /// When instalment 1 falls due (after the decision, at most two months after it; one month after
+    /// it when absent); later ones fall due monthly on the same day (or the month's last).
+    pub first_due_date: Option<Date>,
     #[graphql(default)]
     pub schedule_kind: ScheduleKind,
 }
@@ -544,7 +548,7 @@ impl LoansMutation {
                 &caller(ctx),
                 id,
                 schedule_kind(input.schedule_kind),
-                input.first_due_date.0,
+                input.first_due_date.map(|date| date.0),
                 key.as_ref(),
             )
             .await

@@ -137,7 +137,7 @@ async fn step(app: &TestApp, dice: &mut Dice, world: &mut World) -> bool {
                      termMonths: 24, employmentStatus: EMPLOYED, monthlyIncome: { amount: \"400000.00\" }, creditScore: $score }) { position }
                    submitLoanApplication(id: $id) { position }
                    startLoanReview(id: $id) { position }
-                   decideLoan(id: $id, input: { firstDueDate: \"2030-01-31\" }) { position }
+                   decideLoan(id: $id, input: {}) { position }
                    disburseLoan(id: $id, idempotencyKey: $k) { position } }",
                 json!({ "id": id, "o": any(&world.orders, dice), "score": 560 + dice.below(290) as i64, "k": key }),
             )

@@ -690,6 +690,20 @@ fn the_first_due_date_must_be_after_the_decision() {
 }
 
 #[test]
+fn a_first_due_date_more_than_two_months_after_the_decision_is_refused() {
+    given(under_review())
+        .when(LoanCommand::Decide {
+            schedule_kind: ScheduleKind::Annuity,
+            first_due_date: day("2027-01-23"),
+            decided_at: at("2026-11-22T10:00:00Z"),
+        })
+        .then_expect_error(LoanError::FirstDueDateTooLate {
+            first_due_date: day("2027-01-23"),
+            latest: day("2027-01-22"),
+        });
+}
+
+#[test]
 fn deciding_before_the_review_has_started_is_refused() {
     given(with(a_draft(), &[submitted()]))
         .when(decide(ScheduleKind::Annuity))
