@@ -20,6 +20,7 @@ pub mod loans;
 pub mod orders;
 pub mod payments;
 pub mod policies;
+pub mod reports;
 pub mod runtime;
 
 pub use runtime::{ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors};

@@ -12,4 +12,5 @@ mod loans;
 mod payments;
 mod projector;
 mod readme;
+mod reports;
 mod schema;
