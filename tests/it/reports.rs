@@ -330,7 +330,7 @@ async fn all_events(ledger: &autosalon::Ledger) -> Vec<RecordedEvent> {
 }
 
 /// Totals computed straight from the events, independently of the projector.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Expected {
     /// (brand, model) → (sales, revenue, discounts), kopecks.
     sales: BTreeMap<(String, String), (i64, i64, i64)>,
@@ -517,6 +517,95 @@ async fn from_tables(ledger: &autosalon::Ledger) -> Expected {
     }
 }
 
+/// Kopecks as the decimal text GraphQL shows.
+fn minor(kopecks: i64) -> String {
+    format!("{}.{:02}", kopecks / 100, kopecks % 100)
+}
+
+/// Decimal text of a Money amount back to kopecks.
+fn kopecks(money: &Value) -> i64 {
+    let text = money["amount"].as_str().unwrap();
+    let (units, cents) = text.split_once('.').unwrap();
+    units.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap()
+}
+
+const REPORTS: &str = "query($month: String!) {
+  salesReport(period: MONTH, groupBy: BRAND_MODEL) { reflectsPosition rows { period brand model count revenue { amount currency } discounts { amount } } }
+  paymentsReport(groupBy: METHOD_AND_STATUS) { reflectsPosition rows { method status count amount { amount } refunded { amount } } }
+  financingPortfolio { reflectsPosition rows { originatedCount originatedAmount { amount } outstandingPrincipal { amount } interestEarned { amount } overdueLoans defaultedCount } }
+  insuranceReport(groupBy: INSURER) { reflectsPosition rows { insurer policies premiums { amount } claimsPaid { amount } lossRatio } }
+  commissionSettlement(month: $month) { reflectsPosition month rows { insurer policies premiums { amount } commission { amount } cancellations clawback { amount } netCommission { amount } } }
+  serviceReport { reflectsPosition bookings noShows noShowRate rows { mechanicId day bookings bookedMinutes utilisation noShows } }
+}";
+
+/// The same totals, as a client reads them over GraphQL.
+fn from_graphql(seen: &Value) -> Expected {
+    let rows = |report: &str| seen[report]["rows"].as_array().unwrap().clone();
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    let loans = &rows("financingPortfolio")[0];
+    let mut insurers = BTreeMap::new();
+    for row in rows("insuranceReport") {
+        let premiums = kopecks(&row["premiums"]);
+        let claims = kopecks(&row["claimsPaid"]);
+        // The loss ratio is claims / premiums rounded to four places.
+        let mut ratio = (rust_decimal::Decimal::from(claims)
+            / rust_decimal::Decimal::from(premiums))
+        .round_dp_with_strategy(4, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        ratio.rescale(4);
+        assert_eq!(row["lossRatio"], json!(ratio.to_string()));
+        let settled = rows("commissionSettlement")
+            .into_iter()
+            .find(|s| s["insurer"] == row["insurer"])
+            .unwrap();
+        insurers.insert(
+            text(&row["insurer"]),
+            (
+                row["policies"].as_i64().unwrap(),
+                premiums,
+                kopecks(&settled["commission"]),
+                claims,
+                // Refunds are not in the insurance report; the settlement's clawback is checked apart.
+                0,
+            ),
+        );
+    }
+    Expected {
+        sales: rows("salesReport")
+            .iter()
+            .map(|r| {
+                (
+                    (text(&r["brand"]), text(&r["model"])),
+                    (
+                        r["count"].as_i64().unwrap(),
+                        kopecks(&r["revenue"]),
+                        kopecks(&r["discounts"]),
+                    ),
+                )
+            })
+            .collect(),
+        payments: rows("paymentsReport")
+            .iter()
+            .map(|r| {
+                (
+                    (text(&r["method"]), text(&r["status"])),
+                    (
+                        r["count"].as_i64().unwrap(),
+                        kopecks(&r["amount"]),
+                        kopecks(&r["refunded"]),
+                    ),
+                )
+            })
+            .collect(),
+        loans: (
+            loans["originatedCount"].as_i64().unwrap(),
+            kopecks(&loans["originatedAmount"]),
+            kopecks(&loans["interestEarned"]),
+            kopecks(&loans["outstandingPrincipal"]),
+        ),
+        insurers,
+    }
+}
+
 /// Every row of the given tables, as text, in a stable order.
 async fn dump(ledger: &autosalon::Ledger, tables: &[&str]) -> Vec<String> {
     let mut rows = Vec::new();
@@ -546,6 +635,12 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
     scenario(&app).await;
+    let seen = app
+        .ok(
+            REPORTS,
+            json!({ "month": Utc::now().format("%Y-%m").to_string() }),
+        )
+        .await;
     app.stop().await;
 
     let ledger = autosalon::Ledger::open(&database_url(&dir.path().join("autosalon.db")))
@@ -560,6 +655,50 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     assert_eq!(want.insurers.len(), 2, "two insurers: {want:?}");
     assert!(want.payments.keys().any(|(_, s)| s == "FAILED"), "{want:?}");
     assert_eq!(from_tables(&ledger).await, want);
+    let mut without_refunds = want.clone();
+    for row in without_refunds.insurers.values_mut() {
+        row.4 = 0;
+    }
+    assert_eq!(from_graphql(&seen), without_refunds, "{seen:#}");
+    let head = EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone())
+        .head()
+        .await
+        .unwrap();
+    for report in [
+        "salesReport",
+        "paymentsReport",
+        "financingPortfolio",
+        "insuranceReport",
+    ] {
+        assert_eq!(seen[report]["reflectsPosition"], json!(head), "{report}");
+    }
+    // Settlement this month: both policies issued, the cancelled one's commission clawed back in
+    // proportion to its refund.
+    let settlement = &seen["commissionSettlement"]["rows"];
+    assert_eq!(settlement.as_array().unwrap().len(), 2, "{settlement:#}");
+    for row in settlement.as_array().unwrap() {
+        let insurer = row["insurer"].as_str().unwrap();
+        let (policies, premiums, commission, _, refund) = want.insurers[insurer];
+        assert_eq!(row["policies"], json!(policies));
+        assert_eq!(row["premiums"]["amount"], json!(minor(premiums)));
+        assert_eq!(row["commission"]["amount"], json!(minor(commission)));
+        let clawback = if refund == 0 {
+            0
+        } else {
+            // Half away from zero, in kopecks: (2·c·r + p) / (2·p) for non-negative amounts.
+            (2 * commission * refund + premiums) / (2 * premiums)
+        };
+        assert_eq!(row["clawback"]["amount"], json!(minor(clawback)), "{row}");
+        assert_eq!(
+            row["netCommission"]["amount"],
+            json!(minor(commission - clawback))
+        );
+    }
+    // The workshop: the cancelled booking does not count; two hours of 720 minutes.
+    assert_eq!(seen["serviceReport"]["bookings"], 1);
+    assert_eq!(seen["serviceReport"]["noShowRate"], "0.0000");
+    assert_eq!(seen["serviceReport"]["rows"][0]["utilisation"], "0.1667");
+    assert_eq!(seen["serviceReport"]["rows"][0]["bookedMinutes"], 120);
 
     let bookings: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT mechanic_id, booked_minutes, status FROM report_bookings ORDER BY mechanic_id",
@@ -628,4 +767,100 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
             .unwrap();
         assert_eq!(dump(&ledger, tables).await, live, "{}", projector.name());
     }
+}
+
+#[tokio::test]
+async fn a_client_reads_sales_payments_and_stock_age_for_one_cash_sale() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    app.ok(
+        STOCK_VEHICLE,
+        stock(LADA, "XTA210990Y2766381", "Lada", "Vesta", "1500000.00"),
+    )
+    .await;
+    app.ok(
+        STOCK_VEHICLE,
+        stock(HAVAL, "XTA210990Y2766383", "Haval", "Jolion", "2400000.00"),
+    )
+    .await;
+    app.ok(REGISTER_CUSTOMER, json!({ "input": customer_input(ANNA) }))
+        .await;
+    draft(&app, CASH_ORDER, LADA, Some("5")).await;
+    pay(
+        &app,
+        "0193a4b0-0000-7000-8000-00000000f101",
+        CASH_ORDER,
+        "1425000.00",
+        "CASH",
+        true,
+    )
+    .await;
+    hand_over(&app, CASH_ORDER).await;
+
+    let today = vehicle_day_today();
+    let tomorrow = (chrono::NaiveDate::parse_from_str(&today, "%Y-%m-%d").unwrap()
+        + Duration::days(1))
+    .to_string();
+    let seen = app
+        .ok(
+            "query($from: Date!, $to: Date!) {
+               salesReport(from: $from, to: $to, period: DAY, groupBy: BRAND) {
+                 rows { period brand model count revenue { amount currency } discounts { amount } } }
+               paymentsReport(from: $from, to: $to, groupBy: METHOD) {
+                 rows { method status count amount { amount } refunded { amount } } }
+               inventoryAging(asOf: $from, groupBy: MODEL) {
+                 asOf rows { brand model inStock averageDays maxDays days0To30 days31To60 days61To90 daysOver90 } }
+               vehicle(id: \"0193a4b0-0000-7000-8000-00000000f001\") { available daysInStock priceHistory { newPrice { amount } } }
+             }",
+            json!({ "from": today, "to": tomorrow }),
+        )
+        .await;
+    assert_eq!(
+        seen,
+        json!({
+            "salesReport": { "rows": [{
+                "period": today, "brand": "Lada", "model": null, "count": 1,
+                "revenue": { "amount": "1425000.00", "currency": "RUB" }, "discounts": { "amount": "75000.00" }
+            }] },
+            "paymentsReport": { "rows": [{
+                "method": "CASH", "status": null, "count": 1, "amount": { "amount": "1425000.00" },
+                "refunded": { "amount": "0.00" }
+            }] },
+            "inventoryAging": { "asOf": today, "rows": [{
+                "brand": "Haval", "model": "Jolion", "inStock": 1, "averageDays": "0.0000", "maxDays": 0,
+                "days0To30": 1, "days31To60": 0, "days61To90": 0, "daysOver90": 0
+            }] },
+            "vehicle": { "available": false, "daysInStock": 0, "priceHistory": [] }
+        })
+    );
+
+    // A period outside the sale is empty; bad periods and months are refused.
+    let empty = app
+        .ok(
+            "{ salesReport(to: \"2000-01-01\") { rows { count } reflectsPosition } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(empty["salesReport"]["rows"], json!([]));
+    assert!(empty["salesReport"]["reflectsPosition"].as_i64().unwrap() > 0);
+    for bad in [
+        "{ salesReport(from: \"2030-01-02\", to: \"2030-01-01\") { rows { count } } }",
+        "{ commissionSettlement(month: \"2030-13\") { month } }",
+        "{ commissionSettlement(month: \"2030-1\") { month } }",
+    ] {
+        let response = app.graphql(bad, json!({})).await;
+        assert_eq!(
+            error_codes(&response),
+            vec!["VALIDATION"],
+            "{bad}: {response}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Today's business day in Moscow (UTC+3), as the reports date sales made now.
+fn vehicle_day_today() -> String {
+    (Utc::now() + Duration::hours(3))
+        .format("%Y-%m-%d")
+        .to_string()
 }
