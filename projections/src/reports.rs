@@ -196,7 +196,7 @@ async fn apply_vehicle(
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
-    let (reason, at) = match event.decode::<VehicleEvent>()? {
+    let (reason, order_id) = match event.decode::<VehicleEvent>()? {
         VehicleEvent::VehicleStocked {
             brand,
             model,
@@ -214,17 +214,21 @@ async fn apply_vehicle(
             .bind(business_day(stocked_at).to_string());
             return one(conn, event, query).await;
         }
-        // Sold and withdrawn carry no business time of their own: the store's time is used.
-        VehicleEvent::VehicleSold { .. } => ("SOLD", event.recorded_at),
-        VehicleEvent::VehicleWithdrawn { .. } => ("WITHDRAWN", event.recorded_at),
+        // A sold car leaves stock on the business day of its order's handover (recorded just
+        // before); a withdrawal carries no business time of its own, so the store's time is used.
+        VehicleEvent::VehicleSold { order_id } => ("SOLD", Some(order_id.to_string())),
+        VehicleEvent::VehicleWithdrawn { .. } => ("WITHDRAWN", None),
         _ => return Ok(()),
     };
     let query = sqlx::query(
-        "UPDATE report_inventory SET left_day = $1, left_reason = $2 WHERE vehicle_id = $3",
+        "UPDATE report_inventory
+            SET left_day = coalesce((SELECT day FROM report_sales WHERE order_id = $4), $1), left_reason = $2
+          WHERE vehicle_id = $3",
     )
-    .bind(business_day(at).to_string())
+    .bind(business_day(event.recorded_at).to_string())
     .bind(reason)
-    .bind(id);
+    .bind(id)
+    .bind(order_id);
     one(conn, event, query).await
 }
 

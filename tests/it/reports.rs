@@ -864,3 +864,219 @@ fn vehicle_day_today() -> String {
         .format("%Y-%m-%d")
         .to_string()
 }
+
+/// The services of the dealership with their clocks stopped at `now`.
+fn services_at(
+    ledger: &autosalon::Ledger,
+    now: &str,
+) -> (commands::Dealership, commands::Payments, commands::Bookings) {
+    let clock: std::sync::Arc<dyn commands::clock::Clock> =
+        std::sync::Arc::new(commands::clock::FixedClock(now.parse().unwrap()));
+    let ids = || std::sync::Arc::new(commands::clock::UuidV7);
+    (
+        commands::Dealership::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            clock.clone(),
+            ids(),
+        ),
+        commands::Payments::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            clock.clone(),
+            ids(),
+        ),
+        commands::Bookings::new(ledger.db.clone(), ledger.upcasters.clone(), clock, ids()),
+    )
+}
+
+#[tokio::test]
+async fn sales_fall_on_moscow_business_days_and_a_no_show_counts_against_its_mechanic() {
+    use aggregates::money::{Currency, Money};
+    use aggregates::payment::PaymentMethod;
+    use aggregates::vehicle::{Condition, StockVehicle};
+    use commands::RequestContext;
+    use queries::reports::{self as r, InventoryGroupBy, ReportPeriod, SalesGroupBy};
+    use queries::snapshot::Snapshot;
+    use uuid::Uuid;
+
+    let dir = temp_dir();
+    let ledger = autosalon::Ledger::open(&database_url(&dir.path().join("days.db")))
+        .await
+        .unwrap();
+    let ctx = RequestContext::default();
+    // 2030-03-14 12:00 Moscow, and 2030-03-15 22:30 UTC, which is already 2030-03-16 in Moscow.
+    let (dealership, day_one, _) = services_at(&ledger, "2030-03-14T09:00:00Z");
+    let (_, late_night, workshop_before) = services_at(&ledger, "2030-03-15T22:30:00Z");
+    let (_, _, workshop_during) = services_at(&ledger, "2030-03-20T08:00:00Z");
+    let rub =
+        |units: i64| Money::new(rust_decimal::Decimal::new(units * 100, 2), Currency::RUB).unwrap();
+    let customer = Uuid::from_u128(0xc1);
+    dealership
+        .register_customer(
+            &ctx,
+            customer,
+            aggregates::customer::CustomerCommand::Register {
+                full_name: "Anna Petrova".into(),
+                email: aggregates::contact::Email::parse("anna@example.ru").unwrap(),
+                phone: aggregates::contact::Phone::parse("+79161234567").unwrap(),
+                address: "Moscow".into(),
+                registered_at: "2030-01-01T09:00:00Z".parse().unwrap(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let cars = [
+        (1_u128, "Lada", "Vesta", 1_500_000, "2030-01-01T09:00:00Z"),
+        (2, "Haval", "Jolion", 2_400_000, "2030-02-20T09:00:00Z"),
+        (3, "Lada", "Vesta", 1_600_000, "2030-03-10T09:00:00Z"),
+    ];
+    for (n, brand, model, price, stocked_at) in cars {
+        dealership
+            .stock_vehicle(
+                &ctx,
+                Uuid::from_u128(n),
+                StockVehicle {
+                    vin: aggregates::vin::Vin::parse(&format!("XTA210990Y276638{n}")).unwrap(),
+                    brand: brand.into(),
+                    model: model.into(),
+                    year: 2030,
+                    trim: "Base".into(),
+                    colour: "grey".into(),
+                    mileage_km: 0,
+                    condition: Condition::New,
+                    location: "Lot 1".into(),
+                    list_price: rub(price),
+                    specifications: Default::default(),
+                    stocked_at: stocked_at.parse().unwrap(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    // Vesta 1 sold on day one, the Jolion late on the 15th UTC (the 16th in Moscow).
+    for (vehicle, payments) in [(1_u128, &day_one), (2, &late_night)] {
+        let order = Uuid::from_u128(0xd0 + vehicle);
+        dealership
+            .draft_order(&ctx, order, customer, Uuid::from_u128(vehicle), None)
+            .await
+            .unwrap();
+        dealership.confirm_order(&ctx, order, None).await.unwrap();
+        let payment = Uuid::from_u128(0xe0 + vehicle);
+        let price = if vehicle == 1 { 1_500_000 } else { 2_400_000 };
+        payments
+            .initiate_payment(&ctx, payment, order, rub(price), PaymentMethod::Cash, None)
+            .await
+            .unwrap();
+        payments
+            .complete_payment(&ctx, payment, None)
+            .await
+            .unwrap();
+        payments.hand_over_order(&ctx, order, None).await.unwrap();
+    }
+    // Two hours booked with M-017 on the 20th; the customer does not come.
+    let booking = Uuid::from_u128(0xb1);
+    let start: chrono::DateTime<Utc> = "2030-03-20T06:00:00Z".parse().unwrap();
+    workshop_before
+        .book_service(
+            &ctx,
+            booking,
+            commands::bookings::BookingRequest {
+                customer_id: customer,
+                vehicle_id: Uuid::from_u128(3),
+                mechanic: aggregates::bookings::MechanicCode::parse("M-017").unwrap(),
+                kind: aggregates::bookings::ServiceKind::Maintenance,
+                slot: aggregates::bookings::Slot::new(start, start + Duration::hours(2)).unwrap(),
+                notes: String::new(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    workshop_during
+        .mark_booking_no_show(&ctx, booking, None)
+        .await
+        .unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+
+    let mut snapshot = Snapshot::open(ledger.db.pool()).await.unwrap();
+    let sales = r::sales_report(
+        &mut snapshot,
+        None,
+        None,
+        ReportPeriod::Day,
+        SalesGroupBy::Brand,
+    )
+    .await
+    .unwrap();
+    let days: Vec<(String, Option<String>, i64)> = sales
+        .rows
+        .iter()
+        .map(|row| (row.period.clone(), row.brand.clone(), row.count))
+        .collect();
+    assert_eq!(
+        days,
+        vec![
+            ("2030-03-14".into(), Some("Lada".into()), 1),
+            ("2030-03-16".into(), Some("Haval".into()), 1)
+        ]
+    );
+    let monthly = r::sales_report(
+        &mut snapshot,
+        None,
+        None,
+        ReportPeriod::Month,
+        SalesGroupBy::None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(monthly.rows.len(), 1);
+    assert_eq!(monthly.rows[0].period, "2030-03");
+    assert_eq!(
+        monthly.rows[0].revenue.amount.0,
+        rust_decimal::Decimal::new(390_000_000, 2)
+    );
+
+    let service = r::service_report(&mut snapshot, None, None).await.unwrap();
+    assert_eq!((service.bookings, service.no_shows), (1, 1));
+    assert_eq!(
+        service.rows[0].booked_minutes, 0,
+        "a no-show frees its slot"
+    );
+    assert_eq!(service.no_show_rate.unwrap().0.to_string(), "1.0000");
+
+    // On the 16th only the second Vesta is in stock: 6 days old.
+    let as_of = chrono::NaiveDate::from_ymd_opt(2030, 3, 16).unwrap();
+    let aging = r::inventory_aging(&mut snapshot, as_of, InventoryGroupBy::Model)
+        .await
+        .unwrap();
+    assert_eq!(aging.rows.len(), 1);
+    assert_eq!((aging.rows[0].in_stock, aging.rows[0].max_days), (1, 6));
+    // On the 14th the first Vesta was handed over (it left stock that day): only the Jolion (22 days)
+    // and the second Vesta (4 days) are counted.
+    let aging = r::inventory_aging(
+        &mut snapshot,
+        chrono::NaiveDate::from_ymd_opt(2030, 3, 14).unwrap(),
+        InventoryGroupBy::Brand,
+    )
+    .await
+    .unwrap();
+    let seen: Vec<(String, i64, i64, i64)> = aging
+        .rows
+        .iter()
+        .map(|row| {
+            (
+                row.brand.clone(),
+                row.in_stock,
+                row.max_days,
+                row.days_0_to_30,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![("Haval".into(), 1, 22, 1), ("Lada".into(), 1, 4, 1)]
+    );
+}
