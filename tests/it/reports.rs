@@ -24,6 +24,8 @@ const CASH_ORDER: &str = "0193a4b0-0000-7000-8000-00000000f0d1";
 const LOAN_ORDER: &str = "0193a4b0-0000-7000-8000-00000000f0d2";
 const OPEN_ORDER: &str = "0193a4b0-0000-7000-8000-00000000f0d3";
 const LOAN: &str = "0193a4b0-0000-7000-8000-00000000f0e1";
+const SECOND_LOAN: &str = "0193a4b0-0000-7000-8000-00000000f0e2";
+const SPARE_ORDER: &str = "0193a4b0-0000-7000-8000-00000000f0d4";
 const OSAGO: &str = "0193a4b0-0000-7000-8000-00000000f0f1";
 const KASKO: &str = "0193a4b0-0000-7000-8000-00000000f0f2";
 const CLAIM: &str = "0193a4b0-0000-7000-8000-00000000f0f3";
@@ -223,6 +225,53 @@ async fn scenario(app: &TestApp) {
         .await;
     }
     hand_over(app, LOAN_ORDER).await;
+    // The first instalment paid, then the rest paid off early: the loan is repaid.
+    let loan = app
+        .ok(
+            "query($id: UUID!) { loan(id: $id) { schedule { total { amount } } } }",
+            json!({ "id": LOAN }),
+        )
+        .await;
+    app.ok(
+        "mutation($id: UUID!, $amount: Decimal!) { recordLoanRepayment(id: $id, amount: { amount: $amount },
+            idempotencyKey: \"repay-f0e1\") { position } }",
+        json!({ "id": LOAN, "amount": loan["loan"]["schedule"][0]["total"]["amount"] }),
+    )
+    .await;
+    let today = (Utc::now() + Duration::hours(3))
+        .format("%Y-%m-%d")
+        .to_string();
+    let payoff = app
+        .ok(
+            "query($id: UUID!, $on: Date!) { loan(id: $id) { payoff(on: $on) { amount } } }",
+            json!({ "id": LOAN, "on": today }),
+        )
+        .await;
+    let paid_off = app
+        .ok(
+            "mutation($id: UUID!, $amount: Decimal!) { repayLoanEarly(id: $id, idempotencyKey: \"payoff-f0e1\",
+                input: { kind: FULL, amount: { amount: $amount } }) { loan { status } } }",
+            json!({ "id": LOAN, "amount": payoff["loan"]["payoff"]["amount"] }),
+        )
+        .await;
+    assert_eq!(paid_off["repayLoanEarly"]["loan"]["status"], "COMPLETED");
+    // A second loan, on the other Jolion, paid out and still running.
+    draft(app, SPARE_ORDER, SPARE, None).await;
+    app.ok(
+        "mutation($id: UUID!, $order: UUID!) { applyForLoan(input: { id: $id, orderId: $order,
+            downPayment: { amount: \"500000.00\" }, loanType: CAR_LOAN, termMonths: 36,
+            employmentStatus: EMPLOYED, monthlyIncome: { amount: \"600000.00\" }, creditScore: 790 }) { position } }",
+        json!({ "id": SECOND_LOAN, "order": SPARE_ORDER }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!, $due: Date!) { submitLoanApplication(id: $id) { position }
+           startLoanReview(id: $id) { position }
+           decideLoan(id: $id, input: { firstDueDate: $due, scheduleKind: DIFFERENTIATED }) { loan { status } }
+           disburseLoan(id: $id, idempotencyKey: \"disburse-f0e2\") { loan { status } } }",
+        json!({ "id": SECOND_LOAN, "due": due }),
+    )
+    .await;
 
     // Vesta: 5% off; a cash payment refunded in part, a failed card payment, a pending transfer.
     draft(app, OPEN_ORDER, VESTA, Some("5")).await;
@@ -655,6 +704,20 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     assert_eq!(want.insurers.len(), 2, "two insurers: {want:?}");
     assert!(want.payments.keys().any(|(_, s)| s == "FAILED"), "{want:?}");
     assert_eq!(from_tables(&ledger).await, want);
+    assert_eq!(want.loans.0, 2, "two loans originated: {want:?}");
+    assert!(want.loans.2 > 0, "interest earned: {want:?}");
+    let loans: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT loan_id, status, outstanding_principal_minor FROM report_loans ORDER BY loan_id",
+    )
+    .fetch_all(ledger.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (loans[0].1.as_str(), loans[0].2),
+        ("COMPLETED", 0),
+        "{loans:?}"
+    );
+    assert_eq!(loans[1].1, "ACTIVE", "{loans:?}");
     let mut without_refunds = want.clone();
     for row in without_refunds.insurers.values_mut() {
         row.4 = 0;
@@ -728,7 +791,8 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
         ]
     );
 
-    // Catalog: the reprice is in the price history; sold cars are unavailable and say when they left.
+    // Catalog: the reprice is in the price history; sold and reserved cars are unavailable, and sold
+    // ones say when they left.
     let history: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT vehicle_id, old_price_minor, new_price_minor FROM catalog_price_history",
     )
@@ -748,7 +812,7 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
             (LADA.into(), 0, true),
             (VESTA.into(), 0, false),
             (HAVAL.into(), 0, true),
-            (SPARE.into(), 1, false)
+            (SPARE.into(), 0, false)
         ]
     );
 
@@ -811,6 +875,7 @@ async fn a_client_reads_sales_payments_and_stock_age_for_one_cash_sale() {
                inventoryAging(asOf: $from, groupBy: MODEL) {
                  asOf rows { brand model inStock averageDays maxDays days0To30 days31To60 days61To90 daysOver90 } }
                vehicle(id: \"0193a4b0-0000-7000-8000-00000000f001\") { available daysInStock priceHistory { newPrice { amount } } }
+               inStock: vehicle(id: \"0193a4b0-0000-7000-8000-00000000f003\") { available leftStockAt daysInStock }
              }",
             json!({ "from": today, "to": tomorrow }),
         )
@@ -830,7 +895,8 @@ async fn a_client_reads_sales_payments_and_stock_age_for_one_cash_sale() {
                 "brand": "Haval", "model": "Jolion", "inStock": 1, "averageDays": "0.0000", "maxDays": 0,
                 "days0To30": 1, "days31To60": 0, "days61To90": 0, "daysOver90": 0
             }] },
-            "vehicle": { "available": false, "daysInStock": 0, "priceHistory": [] }
+            "vehicle": { "available": false, "daysInStock": 0, "priceHistory": [] },
+            "inStock": { "available": true, "leftStockAt": null, "daysInStock": 0 }
         })
     );
 
