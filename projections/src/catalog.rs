@@ -1,7 +1,9 @@
 //! `catalog`: every vehicle with its status, price, location and specifications, for search and
 //! for counts per brand and model.
 //!
-//! Table `catalog_vehicles`, one row per stocked vehicle (see docs/read-models.md for the contract).
+//! Tables `catalog_vehicles` (one row per stocked vehicle, with whether it is available and when it
+//! was sold or withdrawn, so days in stock can be computed) and `catalog_price_history` (one row per
+//! reprice). See docs/read-models.md for the contract.
 
 use aggregates::vehicle::{Condition, VehicleEvent, VehicleStatus};
 use eventstore::RecordedEvent;
@@ -30,7 +32,10 @@ const SCHEMA: &[&str] = &[
         list_price_minor      integer NOT NULL,
         currency              text    NOT NULL,
         specifications        text    NOT NULL,
+        available             integer NOT NULL,
         stocked_at            text    NOT NULL,
+        sold_at               text,
+        withdrawn_at          text,
         stocked_position      integer NOT NULL,
         updated_at            text    NOT NULL,
         last_position         integer NOT NULL
@@ -39,6 +44,18 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS catalog_vehicles_status ON catalog_vehicles (status)",
     "CREATE INDEX IF NOT EXISTS catalog_vehicles_price ON catalog_vehicles (list_price_minor)",
     "CREATE INDEX IF NOT EXISTS catalog_vehicles_arrival ON catalog_vehicles (stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_available ON catalog_vehicles (available)",
+    "CREATE TABLE IF NOT EXISTS catalog_price_history (
+        vehicle_id      text    NOT NULL,
+        position        integer NOT NULL,
+        currency        text    NOT NULL,
+        old_price       text    NOT NULL,
+        old_price_minor integer NOT NULL,
+        new_price       text    NOT NULL,
+        new_price_minor integer NOT NULL,
+        recorded_at     text    NOT NULL,
+        PRIMARY KEY (vehicle_id, position)
+    ) STRICT",
 ];
 
 /// The SQL spelling of a condition (also what GraphQL filters compare against).
@@ -55,12 +72,13 @@ impl Projector for Catalog {
     }
 
     /// 2: `mileage_km` follows the odometer at each recorded service.
+    /// 3: `available`, `sold_at`, `withdrawn_at` and the table `catalog_price_history`.
     fn version(&self) -> i64 {
-        2
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["catalog_vehicles"]
+        &["catalog_vehicles", "catalog_price_history"]
     }
 
     fn schema(&self) -> &'static [&'static str] {
@@ -102,8 +120,10 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
             sqlx::query(
                 "INSERT INTO catalog_vehicles (vehicle_id, vin, brand, model, year, trim, colour, mileage_km,
                     condition, location, status, reserved_for_order_id, list_price, list_price_minor, currency,
-                    specifications, stocked_at, stocked_position, updated_at, last_position)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15, $16, $17, $18, $17)",
+                    specifications, available, stocked_at, sold_at, withdrawn_at, stocked_position, updated_at,
+                    last_position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15, 1, $16, NULL, NULL,
+                    $17, $18, $17)",
             )
             .bind(id)
             .bind(vin.as_str())
@@ -127,7 +147,24 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
             .await?;
             return Ok(());
         }
-        VehicleEvent::VehicleRepriced { new_price, .. } => {
+        VehicleEvent::VehicleRepriced {
+            old_price,
+            new_price,
+        } => {
+            sqlx::query(
+                "INSERT INTO catalog_price_history (vehicle_id, position, currency, old_price, old_price_minor,
+                    new_price, new_price_minor, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id)
+            .bind(event.position)
+            .bind(new_price.currency().code())
+            .bind(old_price.amount().to_string())
+            .bind(old_price.minor_units())
+            .bind(new_price.amount().to_string())
+            .bind(new_price.minor_units())
+            .bind(&at)
+            .execute(&mut *conn)
+            .await?;
             sqlx::query(
                 "UPDATE catalog_vehicles SET list_price = $1, list_price_minor = $2, currency = $3,
                     updated_at = $4, last_position = $5 WHERE vehicle_id = $6",
@@ -187,7 +224,10 @@ async fn set_status(
     order_id: Option<String>,
 ) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
     sqlx::query(
-        "UPDATE catalog_vehicles SET status = $1, reserved_for_order_id = $2, updated_at = $3, last_position = $4
+        "UPDATE catalog_vehicles SET status = $1, reserved_for_order_id = $2, updated_at = $3, last_position = $4,
+            available = $6,
+            sold_at = CASE WHEN $1 = 'SOLD' THEN $3 ELSE sold_at END,
+            withdrawn_at = CASE WHEN $1 = 'WITHDRAWN' THEN $3 ELSE withdrawn_at END
           WHERE vehicle_id = $5",
     )
     .bind(status.as_str())
@@ -195,6 +235,7 @@ async fn set_status(
     .bind(crate::rfc3339(event.recorded_at))
     .bind(event.position)
     .bind(&event.aggregate_id)
+    .bind(i64::from(status == VehicleStatus::Available))
     .execute(&mut *conn)
     .await
 }

@@ -9,6 +9,7 @@
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
 //! - [`policies`]: insurance quotes, offers, policies and claims.
+//! - [`reports`]: fact tables for analysts (sales, payments, loans, policies, bookings, inventory).
 //! - [`catalog`], [`customers`], [`orders`], [`payments`], [`bookings`], [`loans`]: the read models,
 //!   each owning its tables (DDL beside the code that writes them). Their table layouts are a
 //!   documented contract for analysts.
@@ -20,6 +21,7 @@ pub mod loans;
 pub mod orders;
 pub mod payments;
 pub mod policies;
+pub mod reports;
 pub mod runtime;
 
 pub use runtime::{ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors};

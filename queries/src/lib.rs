@@ -11,6 +11,7 @@
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
+//! - [`reports`]: sales, payments, financing, insurance, workshop and inventory reports.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
@@ -23,6 +24,7 @@ pub mod loans;
 pub mod orders;
 pub mod page;
 pub mod payments;
+pub mod reports;
 pub mod scalars;
 pub mod snapshot;
 pub mod vehicles;
@@ -105,6 +107,7 @@ pub struct QueryRoot(
     loans::LoansQuery,
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
+    reports::ReportsQuery,
 );
 
 /// Vehicles, customers and orders.

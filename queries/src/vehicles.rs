@@ -1,7 +1,7 @@
 //! The catalog: vehicles with filters, counts per brand and model, one vehicle by id.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Enum, InputObject, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
 use eventstore::DbPool;
 use uuid::Uuid;
 
@@ -35,6 +35,7 @@ pub struct Specification {
 
 /// One physical vehicle in stock, as the catalog shows it.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Vehicle {
     pub id: Uuid,
     pub vin: String,
@@ -52,7 +53,71 @@ pub struct Vehicle {
     pub list_price: Money,
     pub specifications: Vec<Specification>,
     pub stocked_at: DateTime,
+    /// Whether it can be sold now (status `AVAILABLE`).
+    pub available: bool,
+    /// When it was sold or withdrawn (the end of its time in stock), if it was.
+    pub left_stock_at: Option<DateTime>,
     pub updated_at: DateTime,
+}
+
+/// The dealership's business day: the calendar date in Moscow time (UTC+3, no daylight saving).
+pub fn business_day(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    (at + chrono::Duration::hours(3)).date_naive()
+}
+
+/// Whole calendar days (business days in Moscow) from `from` to `to`: 0 on the day of stocking.
+pub fn days_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> i64 {
+    (business_day(to) - business_day(from)).num_days().max(0)
+}
+
+/// One change of a vehicle's list price.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PriceChange {
+    pub old_price: Money,
+    pub new_price: Money,
+    /// When the store recorded the reprice.
+    pub recorded_at: DateTime,
+    /// Global position of the `VehicleRepriced` event.
+    pub position: crate::scalars::Position,
+}
+
+#[ComplexObject]
+impl Vehicle {
+    /// Calendar days (Moscow business days) from stocking to the day it was sold or withdrawn, or to
+    /// today while it is still in stock; 0 on the day it arrived.
+    async fn days_in_stock(&self) -> i64 {
+        let end = self
+            .left_stock_at
+            .map(|at| at.0)
+            .unwrap_or_else(chrono::Utc::now);
+        days_between(self.stocked_at.0, end)
+    }
+
+    /// Every change of its list price, oldest first.
+    async fn price_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PriceChange>> {
+        Ok(price_history(crate::read_models(ctx)?.pool(), self.id).await?)
+    }
+}
+
+/// The reprices of one vehicle, oldest first.
+pub async fn price_history(pool: &DbPool, id: Uuid) -> ApiResult<Vec<PriceChange>> {
+    let rows: Vec<(i64, String, i64, i64, String)> = sqlx::query_as(
+        "SELECT position, currency, old_price_minor, new_price_minor, recorded_at
+           FROM catalog_price_history WHERE vehicle_id = $1 ORDER BY position",
+    )
+    .bind(id.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(position, currency, old, new, at)| {
+            Ok(PriceChange {
+                old_price: Money::from_stored(old, &currency)?,
+                new_price: Money::from_stored(new, &currency)?,
+                recorded_at: DateTime::from_stored(&at)?,
+                position: crate::scalars::Position(position),
+            })
+        })
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -73,6 +138,9 @@ struct VehicleRow {
     currency: String,
     specifications: String,
     stocked_at: String,
+    available: i64,
+    sold_at: Option<String>,
+    withdrawn_at: Option<String>,
     updated_at: String,
     stocked_position: i64,
 }
@@ -120,6 +188,13 @@ impl TryFrom<VehicleRow> for Vehicle {
                 .map(|(name, value)| Specification { name, value })
                 .collect(),
             stocked_at: DateTime::from_stored(&row.stocked_at)?,
+            available: row.available == 1,
+            left_stock_at: row
+                .sold_at
+                .as_deref()
+                .or(row.withdrawn_at.as_deref())
+                .map(DateTime::from_stored)
+                .transpose()?,
             updated_at: DateTime::from_stored(&row.updated_at)?,
         })
     }
@@ -165,8 +240,8 @@ pub struct CatalogCount {
 type VehicleCursor = OpaqueCursor<(i64, String)>;
 
 const SELECT_VEHICLE: &str = "SELECT vehicle_id, vin, brand, model, year, trim, colour, mileage_km, condition, location,
-        status, reserved_for_order_id, list_price_minor, currency, specifications, stocked_at, updated_at,
-        stocked_position
+        status, reserved_for_order_id, list_price_minor, currency, specifications, stocked_at, available,
+        sold_at, withdrawn_at, updated_at, stocked_position
    FROM catalog_vehicles";
 
 /// The filter as SQL: every optional bound is `($n IS NULL OR ...)`, so the statement is static.

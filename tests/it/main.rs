@@ -13,4 +13,5 @@ mod payments;
 mod projector;
 mod readme;
 mod rebuild;
+mod reports;
 mod schema;
