@@ -10,6 +10,7 @@
 //! - [`payments`]: payments and refunds, and the `payment`/`payments` queries.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
+//! - [`ledger`]: the chart of accounts, balances, trial balance, journal and customer statements.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
@@ -19,6 +20,7 @@ pub mod bookings;
 pub mod customers;
 pub mod error;
 pub mod insurance;
+pub mod ledger;
 pub mod loans;
 pub mod orders;
 pub mod page;
@@ -105,6 +107,7 @@ pub struct QueryRoot(
     loans::LoansQuery,
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
+    ledger::LedgerQuery,
 );
 
 /// Vehicles, customers and orders.
