@@ -1,5 +1,5 @@
 //! The double-entry ledger over HTTP: a car paid partly by card and partly by a loan, handed over,
-//! an instalment repaid and a policy premium collected — the trial balance agrees, each account
+//! an instalment repaid, a policy premium collected and a claim paid out for the insurer — the trial balance agrees, each account
 //! holds what the postings say, and the customer's statement shows the customer's lines.
 
 use std::str::FromStr;
@@ -17,6 +17,7 @@ const LOAN: &str = "0193a4b0-0000-7000-8000-000000000f04";
 const DEPOSIT: &str = "0193a4b0-0000-7000-8000-000000000f05";
 const KASKO: &str = "0193a4b0-0000-7000-8000-000000000f06";
 const STRANGER: &str = "0193a4b0-0000-7000-8000-000000000f07";
+const CLAIM: &str = "0193a4b0-0000-7000-8000-000000000f08";
 
 fn dec(value: &Value) -> Decimal {
     Decimal::from_str(
@@ -142,6 +143,18 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
     )
     .await;
 
+    // A claim on it: approved and paid out by the dealership for the insurer.
+    app.ok(
+        "mutation($p: UUID!, $c: UUID!, $on: Date!) {
+           fileInsuranceClaim(policyId: $p, input: { id: $c, incidentDate: $on, description: \"dented wing\",
+             claimedAmount: { amount: \"30000.00\" } }, idempotencyKey: \"f08-claim\") { position }
+           startInsuranceClaimReview(policyId: $p, claimId: $c) { position }
+           approveInsuranceClaim(policyId: $p, claimId: $c, amount: { amount: \"25000.00\" }) { position }
+           payInsuranceClaim(policyId: $p, claimId: $c, idempotencyKey: \"f08-pay\") { claim { status } } }",
+        json!({ "p": KASKO, "c": CLAIM, "on": today.format("%Y-%m-%d").to_string() }),
+    )
+    .await;
+
     // The trial balance agrees, and every account holds what its postings say.
     let trial = app
         .ok(
@@ -158,7 +171,10 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
     assert!(trial["reflectsPosition"].as_i64().unwrap() >= app.event_count().await);
     let rows = &trial["rows"];
     let d = |text: &str| Decimal::from_str(text).unwrap();
-    assert_eq!(balance(rows, "1000"), d("300000.00") + instalment + premium);
+    assert_eq!(
+        balance(rows, "1000"),
+        d("300000.00") + instalment + premium - d("25000.00")
+    );
     assert_eq!(balance(rows, "1200"), d("1200000.00") - principal);
     assert_eq!(
         balance(rows, "2100"),
@@ -169,7 +185,12 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
     assert_eq!(balance(rows, "4010"), Decimal::ZERO);
     assert_eq!(balance(rows, "4100"), interest);
     assert_eq!(balance(rows, "4300"), commission);
-    assert_eq!(balance(rows, "2200-SEVER"), premium - commission);
+    assert_eq!(
+        balance(rows, "2200-SEVER"),
+        premium - commission - d("25000.00"),
+        "owed to the insurer: premium less commission less the claim paid for it"
+    );
+    assert_eq!(balance(rows, "2400"), Decimal::ZERO, "the claim is paid");
     let sever = rows
         .as_array()
         .unwrap()
@@ -180,11 +201,11 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
     assert_eq!(sever["account"]["normalSide"], "CREDIT");
 
     // Nothing is dated after today: the balances as of today are the same; before today, nothing.
-    let yesterday = (today - Duration::days(2)).format("%Y-%m-%d").to_string();
+    let before = (today - Duration::days(2)).format("%Y-%m-%d").to_string();
     let earlier = app
         .ok(
             "query($asOf: Date!) { accountBalances(asOf: $asOf) { rows { account { code } } reflectsPosition } }",
-            json!({ "asOf": yesterday }),
+            json!({ "asOf": before }),
         )
         .await;
     assert_eq!(earlier["accountBalances"]["rows"], json!([]));
@@ -240,7 +261,9 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
             "LoanDisbursed",
             "OrderHandedOver",
             "LoanRepaymentRecorded",
-            "PolicyPremiumPaid"
+            "PolicyPremiumPaid",
+            "ClaimApproved",
+            "ClaimPaid"
         ]
     );
     for edge in journal["edges"].as_array().unwrap() {

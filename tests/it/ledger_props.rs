@@ -49,8 +49,9 @@ struct Sale {
     /// Instalments repaid by the schedule, then an optional partial early repayment (roubles).
     instalments_repaid: usize,
     early_roubles: Option<i64>,
-    /// A KASKO policy: premium paid, then perhaps cancelled.
-    policy: Option<bool>,
+    /// A KASKO policy, its premium paid, then: 0 kept, 1 cancelled (refund), 2 a claim approved and
+    /// paid out.
+    policy: Option<u8>,
     /// A completed service with this cost (kopecks).
     service_minor: Option<i64>,
 }
@@ -61,7 +62,7 @@ fn sale() -> impl Strategy<Value = Sale> {
         (proptest::option::of(20u32..60), any::<bool>()),
         proptest::option::weighted(0.3, 1u32..=100),
         (0usize..3, proptest::option::of(1_000i64..50_000)),
-        proptest::option::of(any::<bool>()),
+        proptest::option::of(0u8..3),
         proptest::option::of(0i64..5_000_000),
     )
         .prop_map(
@@ -239,7 +240,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
                 assert!(repaid["repayLoanEarly"]["position"].is_i64());
             }
         }
-        if let Some(cancel) = sale.policy {
+        if let Some(then) = sale.policy {
             let policy = id(case, n, 5);
             app.ok(
                 "mutation($id: UUID!, $customer: UUID!, $vehicle: UUID!) {
@@ -263,7 +264,24 @@ async fn run(case: u128, sales: Vec<Sale>) {
             )
             .await;
             cash += premium;
-            if cancel {
+            if then == 2 {
+                let claim = id(case, n, 7);
+                let claimed = app
+                    .ok(
+                        "mutation($p: UUID!, $c: UUID!, $on: Date!, $key: String!, $payKey: String!) {
+                           fileInsuranceClaim(policyId: $p, input: { id: $c, incidentDate: $on, description: \"dented wing\",
+                             claimedAmount: { amount: \"30000.00\" } }, idempotencyKey: $key) { position }
+                           startInsuranceClaimReview(policyId: $p, claimId: $c) { position }
+                           approveInsuranceClaim(policyId: $p, claimId: $c, amount: { amount: \"25000.00\" }) { position }
+                           payInsuranceClaim(policyId: $p, claimId: $c, idempotencyKey: $payKey) { claim { status } } }",
+                        json!({ "p": policy, "c": claim, "on": today.format("%Y-%m-%d").to_string(),
+                                "key": format!("{claim}-f"), "payKey": format!("{claim}-p") }),
+                    )
+                    .await;
+                assert_eq!(claimed["payInsuranceClaim"]["claim"]["status"], "PAID");
+                cash -= 2_500_000;
+            }
+            if then == 1 {
                 let cancelled = app
                     .ok(
                         "mutation($id: UUID!, $key: String!) { cancelPolicy(id: $id, reason: \"sold the car\", idempotencyKey: $key) {
@@ -352,7 +370,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
     assert_eq!(
         balance("1000"),
         cash + early,
-        "cash = payments − refunds + repayments + premiums − premium refunds"
+        "cash = payments − refunds + repayments + premiums − premium refunds − claims paid"
     );
     let interest: i64 =
         sqlx::query_scalar("SELECT coalesce(sum(interest_paid_minor), 0) FROM loans")
@@ -365,7 +383,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
         "interest income is interest received"
     );
     let (collected, commission_kept, policies): (i64, i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(premium_minor - coalesce(refund_minor, 0)), 0),
+        "SELECT coalesce(sum(premium_minor - coalesce(refund_minor, 0) - claims_paid_minor), 0),
                 coalesce(sum(commission_minor * (premium_minor - coalesce(refund_minor, 0)) / premium_minor), 0),
                 count(*)
            FROM policies WHERE premium_paid_at IS NOT NULL",
@@ -376,12 +394,13 @@ async fn run(case: u128, sales: Vec<Sale>) {
     assert_eq!(
         -(balance("2200-SEVER") + balance("4300")),
         collected,
-        "premiums net of refunds are owed to the insurer or earned as commission"
+        "premiums net of refunds and claims paid are owed to the insurer or earned as commission"
     );
     assert!(
         (-balance("4300") - commission_kept).abs() <= policies,
         "commission kept is in proportion to the premium kept (to a kopeck of rounding per policy)"
     );
+    assert_eq!(balance("2400"), 0, "every approved claim was paid");
     let revenue: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(price_minor), 0) FROM ledger_orders o
           WHERE EXISTS (SELECT 1 FROM ledger_entries e WHERE e.aggregate_id = o.order_id AND e.event_type = 'OrderHandedOver')",
