@@ -854,6 +854,25 @@ mod tests {
     }
 
     #[test]
+    fn the_table_of_accounts_holds_exactly_the_documented_chart() {
+        let inserts = SCHEMA
+            .iter()
+            .find(|statement| statement.starts_with("INSERT OR IGNORE INTO ledger_accounts"))
+            .unwrap();
+        for account in CHART {
+            let row = format!(
+                "('{}', '{}', '{}', '{}')",
+                account.code,
+                account.name,
+                account.account_type.as_str(),
+                account.account_type.normal_side().as_str()
+            );
+            assert!(inserts.contains(&row), "{row} missing from {inserts}");
+        }
+        assert_eq!(inserts.matches("('").count(), CHART.len());
+    }
+
+    #[test]
     fn business_dates_are_moscow_dates() {
         let late = "2026-03-01T22:30:00Z".parse::<DateTime<Utc>>().unwrap();
         assert_eq!(

@@ -12,6 +12,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use uuid::Uuid;
 
+use crate::audit::AggregateType as SourceAggregate;
 use crate::page::Page;
 use crate::scalars::{Date, Money, Position};
 use crate::snapshot::Snapshot;
@@ -110,7 +111,8 @@ pub struct JournalEntry {
     pub business_date: Date,
     pub description: String,
     pub customer_id: Option<Uuid>,
-    pub aggregate_type: String,
+    /// The source event's aggregate (readable with `aggregateEvents`).
+    pub aggregate_type: SourceAggregate,
     pub aggregate_id: Uuid,
     pub event_type: String,
     pub lines: Vec<JournalLine>,
@@ -171,6 +173,23 @@ fn normal_side(text: &str) -> ApiResult<NormalSide> {
         "CREDIT" => NormalSide::Credit,
         other => return Err(ApiError::internal(format!("stored side {other:?}"))),
     })
+}
+
+fn source_aggregate(text: &str) -> ApiResult<SourceAggregate> {
+    use SourceAggregate::*;
+    [
+        Vehicle,
+        Customer,
+        Order,
+        Booking,
+        MechanicDay,
+        Payment,
+        Loan,
+        Policy,
+    ]
+    .into_iter()
+    .find(|kind| kind.stored_name() == text)
+    .ok_or_else(|| ApiError::internal(format!("stored aggregate type {text:?}")))
 }
 
 fn stored_uuid(text: Option<String>) -> ApiResult<Option<Uuid>> {
@@ -372,7 +391,7 @@ pub async fn journal(
             business_date: Date::from_stored(&row.business_date)?,
             description: row.description,
             customer_id: stored_uuid(row.customer_id)?,
-            aggregate_type: row.aggregate_type,
+            aggregate_type: source_aggregate(&row.aggregate_type)?,
             aggregate_id: crate::parse_stored_uuid(&row.aggregate_id)?,
             event_type: row.event_type,
             lines,

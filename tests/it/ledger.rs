@@ -254,6 +254,18 @@ async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books()
         .iter()
         .map(|edge| edge["node"]["eventType"].as_str().unwrap())
         .collect();
+    let sources: Vec<&str> = journal["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| edge["node"]["aggregateType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "PAYMENT", "LOAN", "ORDER", "LOAN", "POLICY", "POLICY", "POLICY"
+        ]
+    );
     assert_eq!(
         kinds,
         [
