@@ -10,6 +10,7 @@
 //!   reports on projectors, and lets a mutation wait until its write is visible.
 //! - [`policies`]: insurance quotes, offers, policies and claims.
 //! - [`reports`]: fact tables for analysts (sales, payments, loans, policies, bookings, inventory).
+//! - [`ledger`]: the double-entry journal and its chart of accounts.
 //! - [`catalog`], [`customers`], [`orders`], [`payments`], [`bookings`], [`loans`]: the read models,
 //!   each owning its tables (DDL beside the code that writes them). Their table layouts are a
 //!   documented contract for analysts.
@@ -17,6 +18,7 @@
 pub mod bookings;
 pub mod catalog;
 pub mod customers;
+pub mod ledger;
 pub mod loans;
 pub mod orders;
 pub mod payments;

@@ -67,6 +67,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::loans::Loans),
         Arc::new(crate::payments::Payments),
         Arc::new(crate::reports::Reports),
+        Arc::new(crate::ledger::Ledger),
     ]
 }
 

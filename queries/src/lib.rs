@@ -10,6 +10,7 @@
 //! - [`payments`]: payments and refunds, and the `payment`/`payments` queries.
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
+//! - [`ledger`]: the chart of accounts, balances, trial balance, journal and customer statements.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
 //! - [`reports`]: sales, payments, financing, insurance, workshop and inventory reports.
 //!
@@ -20,6 +21,7 @@ pub mod bookings;
 pub mod customers;
 pub mod error;
 pub mod insurance;
+pub mod ledger;
 pub mod loans;
 pub mod orders;
 pub mod page;
@@ -108,6 +110,7 @@ pub struct QueryRoot(
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
     reports::ReportsQuery,
+    ledger::LedgerQuery,
 );
 
 /// Vehicles, customers and orders.

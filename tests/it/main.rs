@@ -8,6 +8,8 @@ mod helpers;
 mod idempotency;
 mod insurance;
 mod journey;
+mod ledger;
+mod ledger_props;
 mod loans;
 mod payments;
 mod projector;
