@@ -9,12 +9,14 @@
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
 //! - [`policies`]: insurance quotes, offers, policies and claims.
+//! - [`customer_history`]: every event touching a customer, with a summary per customer.
 //! - [`catalog`], [`customers`], [`orders`], [`payments`], [`bookings`], [`loans`]: the read models,
 //!   each owning its tables (DDL beside the code that writes them). Their table layouts are a
 //!   documented contract for analysts.
 
 pub mod bookings;
 pub mod catalog;
+pub mod customer_history;
 pub mod customers;
 pub mod loans;
 pub mod orders;

@@ -66,6 +66,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::bookings::Bookings),
         Arc::new(crate::loans::Loans),
         Arc::new(crate::payments::Payments),
+        Arc::new(crate::customer_history::CustomerHistory),
     ]
 }
 

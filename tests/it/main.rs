@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bookings;
+mod customer_history;
 mod customer_journey;
 mod helpers;
 mod idempotency;

@@ -1,0 +1,330 @@
+//! The `customer_history` read model: two customers with interleaved activity in every area; each
+//! history holds exactly that customer's events in global order, the summaries add up, a rebuild
+//! changes nothing, and both read over GraphQL as a client sees them.
+
+use std::collections::BTreeMap;
+
+use autosalon::Ledger;
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+pub const CAR_A: &str = "0193a4b0-0000-7000-8000-000000000f01";
+pub const CAR_B: &str = "0193a4b0-0000-7000-8000-000000000f02";
+pub const ANNA: &str = "0193a4b0-0000-7000-8000-000000000f03";
+pub const BORIS: &str = "0193a4b0-0000-7000-8000-000000000f04";
+const ORDER_A: &str = "0193a4b0-0000-7000-8000-000000000f05";
+const ORDER_B: &str = "0193a4b0-0000-7000-8000-000000000f06";
+const LOAN_A: &str = "0193a4b0-0000-7000-8000-000000000f07";
+const DEPOSIT_A: &str = "0193a4b0-0000-7000-8000-000000000f08";
+const PAYMENT_B: &str = "0193a4b0-0000-7000-8000-000000000f09";
+const KASKO_A: &str = "0193a4b0-0000-7000-8000-000000000f0a";
+const CLAIM_A: &str = "0193a4b0-0000-7000-8000-000000000f0b";
+const BOOKING_B: &str = "0193a4b0-0000-7000-8000-000000000f0c";
+
+const PAY_BY_CARD: &str = "mutation($id: UUID!, $order: UUID!, $amount: Decimal!, $key: String!) {
+  initiatePayment(idempotencyKey: $key, input: { id: $id, orderId: $order, amount: { amount: $amount }, method: CARD, cardLast4: \"4242\" }) { position } }";
+const SETTLE_PAYMENT: &str = "mutation($id: UUID!, $k1: String!, $k2: String!) {
+  startPaymentProcessing(id: $id, gatewayTransactionId: \"gw-1\", idempotencyKey: $k1) { position }
+  completePayment(id: $id, idempotencyKey: $k2) { position } }";
+
+/// Two customers, interleaved: Anna buys on credit, insures and claims; Boris pays in full, takes
+/// the car and books a service.
+pub async fn two_customers(app: &TestApp) {
+    let today = Utc::now().date_naive();
+    for (id, vin) in [(CAR_A, "XTA210990Y2766301"), (CAR_B, "XTA210990Y2766302")] {
+        app.ok(
+            STOCK_VEHICLE,
+            json!({ "input": vehicle_input(id, vin, "Vesta", "1500000.00") }),
+        )
+        .await;
+    }
+    for id in [ANNA, BORIS] {
+        app.ok(REGISTER_CUSTOMER, json!({ "input": customer_input(id) }))
+            .await;
+    }
+    for (order, customer, car) in [(ORDER_A, ANNA, CAR_A), (ORDER_B, BORIS, CAR_B)] {
+        app.ok(
+            DRAFT_ORDER,
+            json!({ "input": { "id": order, "customerId": customer, "vehicleId": car } }),
+        )
+        .await;
+    }
+    app.ok(CONFIRM_ORDER, json!({ "id": ORDER_A })).await;
+    app.ok(CONFIRM_ORDER, json!({ "id": ORDER_B })).await;
+    app.ok(
+        "mutation($id: UUID!, $order: UUID!) { applyForLoan(input: { id: $id, orderId: $order,
+            downPayment: { amount: \"300000.00\" }, loanType: CAR_LOAN, termMonths: 36,
+            employmentStatus: EMPLOYED, monthlyIncome: { amount: \"200000.00\" }, creditScore: 780 }) { position } }",
+        json!({ "id": LOAN_A, "order": ORDER_A }),
+    )
+    .await;
+    app.ok(
+        PAY_BY_CARD,
+        json!({ "id": PAYMENT_B, "order": ORDER_B, "amount": "1500000.00", "key": "b-init" }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!) { submitLoanApplication(id: $id) { position } startLoanReview(id: $id) { position } }",
+        json!({ "id": LOAN_A }),
+    )
+    .await;
+    let first_due = (today + Duration::days(40)).format("%Y-%m-%d").to_string();
+    app.ok(
+        "mutation($id: UUID!, $due: Date!) { decideLoan(id: $id, input: { firstDueDate: $due, scheduleKind: ANNUITY }) { position } }",
+        json!({ "id": LOAN_A, "due": first_due }),
+    )
+    .await;
+    app.ok(
+        SETTLE_PAYMENT,
+        json!({ "id": PAYMENT_B, "k1": "b-gw", "k2": "b-done" }),
+    )
+    .await;
+    app.ok(
+        PAY_BY_CARD,
+        json!({ "id": DEPOSIT_A, "order": ORDER_A, "amount": "300000.00", "key": "a-init" }),
+    )
+    .await;
+    app.ok(
+        SETTLE_PAYMENT,
+        json!({ "id": DEPOSIT_A, "k1": "a-gw", "k2": "a-done" }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!) { disburseLoan(id: $id, idempotencyKey: \"a-disburse\") { position } }",
+        json!({ "id": LOAN_A }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!) { handOverOrder(id: $id, idempotencyKey: \"b-handover\") { position } }",
+        json!({ "id": ORDER_B }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!, $customer: UUID!, $car: UUID!) { requestInsuranceQuote(input: {
+            id: $id, product: KASKO, customerId: $customer, vehicleId: $car,
+            driver: { age: 41, drivingExperienceYears: 20, region: MOSCOW, bonusMalusClass: 5 },
+            enginePowerHp: 150, deductible: { amount: \"15000.00\" } }) { quote { unansweredInsurers } } }",
+        json!({ "id": KASKO_A, "customer": ANNA, "car": CAR_A }),
+    )
+    .await;
+    let issued = app
+        .ok(
+            "mutation($id: UUID!) { selectInsuranceOffer(quoteId: $id, insurer: \"SEVER\") { policy { premium { amount } } } }",
+            json!({ "id": KASKO_A }),
+        )
+        .await;
+    let day = (today + Duration::days(30)).format("%Y-%m-%d").to_string();
+    app.ok(
+        "mutation($id: UUID!, $customer: UUID!, $car: UUID!, $start: DateTime!, $end: DateTime!) {
+            bookService(input: { id: $id, customerId: $customer, vehicleId: $car, mechanicId: \"M-007\",
+              kind: MAINTENANCE, start: $start, end: $end, notes: \"first service\" }) { booking { id } } }",
+        json!({ "id": BOOKING_B, "customer": BORIS, "car": CAR_B,
+                "start": format!("{day}T07:00:00Z"), "end": format!("{day}T09:00:00Z") }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!, $amount: Decimal!) { payPolicyPremium(id: $id, amount: { amount: $amount }, idempotencyKey: \"a-premium\") { position } }",
+        json!({ "id": KASKO_A, "amount": issued["selectInsuranceOffer"]["policy"]["premium"]["amount"] }),
+    )
+    .await;
+    app.ok(
+        "mutation($p: UUID!, $c: UUID!, $on: Date!) {
+           fileInsuranceClaim(policyId: $p, input: { id: $c, incidentDate: $on, description: \"scratched door\",
+             claimedAmount: { amount: \"60000.00\" } }, idempotencyKey: \"a-claim\") { claim { status } } }",
+        json!({ "p": KASKO_A, "c": CLAIM_A, "on": today.format("%Y-%m-%d").to_string() }),
+    )
+    .await;
+}
+
+/// A summary row: customer, orders, completed, currency, paid, active loans, outstanding principal,
+/// active policies, open claims, scheduled bookings.
+type Summary = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+/// One history row as the test compares it: position, aggregate type and id, event type.
+type Row = (i64, String, String, String);
+
+/// Who each event touches, by the rule the projector documents, worked out here from the raw log.
+async fn expected_histories(ledger: &Ledger) -> BTreeMap<String, Vec<Row>> {
+    let events: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.event_type, e.payload
+           FROM event_log l JOIN events e USING (aggregate_type, aggregate_id, sequence)
+          ORDER BY l.global_position",
+    )
+    .fetch_all(ledger.db.pool())
+    .await
+    .unwrap();
+    let mut owners: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut histories: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for (position, kind, id, event_type, payload) in events {
+        let payload: Value = serde_json::from_str(&payload).unwrap();
+        let body = &payload[&event_type];
+        let field = |name: &str| body[name].as_str().map(str::to_string);
+        let creator = match event_type.as_str() {
+            "CustomerRegistered" => Some(id.clone()),
+            "OrderDrafted" | "PaymentInitiated" | "LoanApplied" | "QuoteRequested"
+            | "ServiceBooked" => field("customer_id"),
+            "PolicyIssued" => field("holder"),
+            _ => None,
+        };
+        if let Some(customer) = creator {
+            owners.insert((kind.clone(), id.clone()), customer);
+        }
+        let owner = match (kind.as_str(), event_type.as_str()) {
+            ("Vehicle", "VehicleReserved" | "VehicleReservationReleased" | "VehicleSold") => {
+                owners.get(&("Order".into(), field("order_id").unwrap()))
+            }
+            ("Vehicle", "VehicleServiceRecorded") => {
+                owners.get(&("Booking".into(), field("booking_id").unwrap()))
+            }
+            ("Vehicle" | "MechanicDay", _) => None,
+            _ => owners.get(&(kind.clone(), id.clone())),
+        };
+        if let Some(customer) = owner {
+            histories
+                .entry(customer.clone())
+                .or_default()
+                .push((position, kind, id, event_type));
+        }
+    }
+    histories
+}
+
+async fn history_rows(ledger: &Ledger, customer: &str) -> Vec<Row> {
+    sqlx::query_as(
+        "SELECT position, aggregate_type, aggregate_id, event_type FROM customer_history
+          WHERE customer_id = $1 ORDER BY position",
+    )
+    .bind(customer)
+    .fetch_all(ledger.db.pool())
+    .await
+    .unwrap()
+}
+
+/// Every row of every table of the projector, as text, in a stable order.
+pub async fn dump(ledger: &Ledger, projector: &str) -> Vec<String> {
+    let tables = projections::all_projectors()
+        .into_iter()
+        .find(|p| p.name() == projector)
+        .unwrap()
+        .tables();
+    let mut rows = Vec::new();
+    for table in tables {
+        let columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap();
+        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
+        let sql = format!(
+            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
+            quoted.join(" || '|' || ")
+        );
+        rows.extend(
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(ledger.db.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    rows
+}
+
+#[tokio::test]
+async fn each_history_holds_exactly_its_customers_events_and_the_summaries_add_up() {
+    let dir = temp_dir();
+    let path = dir.path().join("autosalon.db");
+    let app = spawn_app(&dir).await;
+    two_customers(&app).await;
+    app.stop().await;
+
+    let ledger = Ledger::open(&database_url(&path)).await.unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+    let expected = expected_histories(&ledger).await;
+    assert_eq!(
+        expected.keys().cloned().collect::<Vec<_>>(),
+        vec![ANNA.to_string(), BORIS.to_string()]
+    );
+    for customer in [ANNA, BORIS] {
+        let rows = history_rows(&ledger, customer).await;
+        assert_eq!(rows, expected[customer], "history of {customer}");
+        let kinds: std::collections::BTreeSet<&str> =
+            rows.iter().map(|row| row.1.as_str()).collect();
+        let want: &[&str] = if customer == ANNA {
+            &["Customer", "Loan", "Order", "Payment", "Policy", "Vehicle"]
+        } else {
+            &["Booking", "Customer", "Order", "Payment", "Vehicle"]
+        };
+        assert_eq!(kinds, want.iter().copied().collect(), "{customer}");
+    }
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM customer_history")
+        .fetch_all(ledger.db.pool())
+        .await
+        .unwrap();
+    let distinct: std::collections::BTreeSet<i64> = positions.iter().copied().collect();
+    assert_eq!(
+        positions.len(),
+        distinct.len(),
+        "no event is in two histories"
+    );
+
+    let summaries: Vec<Summary> =
+        sqlx::query_as(
+            "SELECT customer_id, orders_count, orders_completed, paid_currency, total_paid_minor,
+                active_loans, outstanding_principal_minor, active_policies, open_claims, scheduled_bookings
+               FROM customer_summary ORDER BY customer_id",
+        )
+        .fetch_all(ledger.db.pool())
+        .await
+        .unwrap();
+    let rub = Some("RUB".to_string());
+    assert_eq!(
+        summaries,
+        vec![
+            (
+                ANNA.into(),
+                1,
+                0,
+                rub.clone(),
+                150_000_000,
+                1,
+                120_000_000,
+                1,
+                1,
+                0
+            ),
+            (BORIS.into(), 1, 1, rub, 150_000_000, 0, 0, 0, 0, 1),
+        ]
+    );
+    let summary: String = sqlx::query_scalar(
+        "SELECT summary FROM customer_history WHERE customer_id = $1 AND event_type = 'PaymentCompleted'",
+    )
+    .bind(BORIS)
+    .fetch_one(ledger.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        summary,
+        format!("Paid 1 500 000.00 RUB by card ending 4242 towards order {ORDER_B}")
+    );
+
+    let live = dump(&ledger, "customer_history").await;
+    ledger
+        .projections
+        .rebuild("customer_history", |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(dump(&ledger, "customer_history").await, live);
+}
