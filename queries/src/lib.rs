@@ -11,11 +11,13 @@
 //! - [`insurance`]: quotes, policies, claims and electronic-policy verification.
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
+//! - [`customer_history`]: a customer's history and summary, with the position they reflect.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
 pub mod audit;
 pub mod bookings;
+pub mod customer_history;
 pub mod customers;
 pub mod error;
 pub mod insurance;
@@ -105,6 +107,7 @@ pub struct QueryRoot(
     loans::LoansQuery,
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
+    customer_history::CustomerHistoryQuery,
 );
 
 /// Vehicles, customers and orders.

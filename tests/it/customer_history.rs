@@ -328,3 +328,148 @@ async fn each_history_holds_exactly_its_customers_events_and_the_summaries_add_u
         .unwrap();
     assert_eq!(dump(&ledger, "customer_history").await, live);
 }
+
+const HISTORY: &str = "query($id: UUID!, $first: Int, $after: String, $from: Date, $to: Date) {
+  customerHistory(customerId: $id, first: $first, after: $after, from: $from, to: $to) {
+    totalCount reflectsPosition pageInfo { hasNextPage endCursor }
+    edges { node { position recordedAt aggregateType aggregateId eventType summary } } } }";
+
+const SUMMARY: &str = "query($id: UUID!) { customerSummary(customerId: $id) {
+  customerId ordersCount ordersCompleted totalPaid { amount currency } activeLoans
+  outstandingPrincipal { amount currency } activePolicies openClaims upcomingBookings nextBookingStart
+  reflectsPosition } }";
+
+#[tokio::test]
+async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    two_customers(&app).await;
+    let head = app.event_count().await;
+
+    // Anna's whole history, three entries a page, in global order.
+    let mut entries: Vec<Value> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut total;
+    loop {
+        let page = app
+            .ok(HISTORY, json!({ "id": ANNA, "first": 3, "after": after }))
+            .await["customerHistory"]
+            .clone();
+        total = page["totalCount"].as_i64().unwrap();
+        assert_eq!(page["reflectsPosition"], head, "every event is reflected");
+        entries.extend(
+            page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone()),
+        );
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = Some(page["pageInfo"]["endCursor"].as_str().unwrap().to_string());
+    }
+    assert_eq!(entries.len() as i64, total);
+    let positions: Vec<i64> = entries
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    assert_eq!(entries[0]["eventType"], "CustomerRegistered");
+    assert_eq!(entries[0]["aggregateId"], ANNA);
+    let summaries: Vec<&str> = entries
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert!(
+        summaries.contains(
+            &format!("Paid 300 000.00 RUB by card ending 4242 towards order {ORDER_A}").as_str()
+        ),
+        "{summaries:#?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.starts_with("Loan approved: 1 200 000.00 RUB at ")
+                && s.ends_with(" for 36 months (annuity schedule)")),
+        "{summaries:#?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.starts_with(&format!("Claim {CLAIM_A} filed on policy "))),
+        "{summaries:#?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["aggregateId"] != BORIS && e["aggregateId"] != ORDER_B)
+    );
+
+    // The period filter: today in Moscow holds everything, tomorrow nothing.
+    let today = (Utc::now() + Duration::hours(3)).date_naive();
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let within = app
+        .ok(
+            HISTORY,
+            json!({ "id": ANNA, "from": day(today), "to": day(today + Duration::days(1)) }),
+        )
+        .await;
+    assert_eq!(within["customerHistory"]["totalCount"], total);
+    let later = app
+        .ok(
+            HISTORY,
+            json!({ "id": ANNA, "from": day(today + Duration::days(1)) }),
+        )
+        .await;
+    assert_eq!(later["customerHistory"]["totalCount"], 0);
+    let inverted = app
+        .graphql(
+            HISTORY,
+            json!({ "id": ANNA, "from": day(today), "to": day(today - Duration::days(1)) }),
+        )
+        .await;
+    assert_eq!(error_codes(&inverted), vec!["VALIDATION".to_string()]);
+
+    // The summaries, as of the newest position.
+    let anna = app.ok(SUMMARY, json!({ "id": ANNA })).await["customerSummary"].clone();
+    assert_eq!(
+        anna,
+        json!({ "customerId": ANNA, "ordersCount": 1, "ordersCompleted": 0,
+                "totalPaid": { "amount": "1500000.00", "currency": "RUB" }, "activeLoans": 1,
+                "outstandingPrincipal": { "amount": "1200000.00", "currency": "RUB" },
+                "activePolicies": 1, "openClaims": 1, "upcomingBookings": 0, "nextBookingStart": null,
+                "reflectsPosition": head })
+    );
+    let boris = app
+        .ok(
+            "query($id: UUID!) { customer(id: $id) { summary { ordersCompleted totalPaid { amount }
+              activeLoans upcomingBookings nextBookingStart } history(first: 1) { totalCount } } }",
+            json!({ "id": BORIS }),
+        )
+        .await["customer"]
+        .clone();
+    assert_eq!(boris["summary"]["ordersCompleted"], 1);
+    assert_eq!(boris["summary"]["totalPaid"]["amount"], "1500000.00");
+    assert_eq!(boris["summary"]["activeLoans"], 0);
+    assert_eq!(boris["summary"]["upcomingBookings"], 1);
+    assert!(
+        boris["summary"]["nextBookingStart"]
+            .as_str()
+            .unwrap()
+            .ends_with("T07:00:00.000Z")
+    );
+    assert!(boris["history"]["totalCount"].as_i64().unwrap() > 5);
+
+    // Unknown customers are NOT_FOUND for both.
+    let nobody = "0193a4b0-0000-7000-8000-0000000000ff";
+    for query in [HISTORY, SUMMARY] {
+        let response = app.graphql(query, json!({ "id": nobody })).await;
+        assert_eq!(
+            error_codes(&response),
+            vec!["NOT_FOUND".to_string()],
+            "{response:#}"
+        );
+    }
+    app.stop().await;
+}
