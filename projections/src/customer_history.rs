@@ -1,5 +1,6 @@
 //! `customer_history`: every event that touches a customer, across all aggregates, in global order,
-//! each with a one-line summary in plain English; and one summary row per customer.
+//! each with a one-line summary in plain English; and one summary row per customer (money in it per
+//! currency).
 //!
 //! # Which events touch a customer
 //! - `Customer`: every event of the customer's own stream.
@@ -20,9 +21,9 @@
 //! drafted) touches nobody and is skipped.
 //!
 //! # Tables
-//! `customer_history` (one row per event per customer) and `customer_summary` (one row per
-//! registered customer), plus this projector's own lookup tables `customer_history_orders`,
-//! `customer_history_payments`, `customer_history_loans`, `customer_history_policies`,
+//! `customer_history` (one row per event per customer), `customer_summary` (one row per registered
+//! customer) and `customer_summary_money` (its money, one row per currency), plus this projector's
+//! own lookup tables `customer_history_orders`, `customer_history_payments`, `customer_history_loans`, `customer_history_policies`,
 //! `customer_history_claims` and `customer_history_bookings` (who owns what, and the state the summary
 //! is counted from). See docs/read-models.md.
 
@@ -57,16 +58,20 @@ const SCHEMA: &[&str] = &[
         customer_id                 text    PRIMARY KEY,
         orders_count                integer NOT NULL,
         orders_completed            integer NOT NULL,
-        paid_currency               text,
-        total_paid_minor            integer NOT NULL,
         active_loans                integer NOT NULL,
-        outstanding_principal_minor integer NOT NULL,
         active_policies             integer NOT NULL,
         open_claims                 integer NOT NULL,
         scheduled_bookings          integer NOT NULL,
         next_booking_start          text,
         updated_at                  text    NOT NULL,
         last_position               integer NOT NULL
+    ) STRICT",
+    "CREATE TABLE IF NOT EXISTS customer_summary_money (
+        customer_id                 text    NOT NULL,
+        currency                    text    NOT NULL,
+        total_paid_minor            integer NOT NULL,
+        outstanding_principal_minor integer NOT NULL,
+        PRIMARY KEY (customer_id, currency)
     ) STRICT",
     "CREATE TABLE IF NOT EXISTS customer_history_orders (
         order_id         text    PRIMARY KEY,
@@ -87,6 +92,7 @@ const SCHEMA: &[&str] = &[
         loan_id                     text    PRIMARY KEY,
         customer_id                 text    NOT NULL,
         status                      text    NOT NULL,
+        currency                    text    NOT NULL,
         loan_amount                 text    NOT NULL,
         term_months                 integer NOT NULL,
         outstanding_principal_minor integer NOT NULL
@@ -119,6 +125,7 @@ const SCHEMA: &[&str] = &[
 const TABLES: &[&str] = &[
     "customer_history",
     "customer_summary",
+    "customer_summary_money",
     "customer_history_orders",
     "customer_history_payments",
     "customer_history_loans",
@@ -216,39 +223,19 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
     refresh_summary(conn, event, &customer_id).await
 }
 
-/// Recounts the customer's summary row from this projector's own lookup tables.
+/// Recounts the customer's summary row and money totals from this projector's own lookup tables.
 async fn refresh_summary(
     conn: &mut SqliteConnection,
     event: &RecordedEvent,
     customer_id: &str,
 ) -> Result<(), ProjectionError> {
-    let currencies: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT currency FROM customer_history_orders
-          WHERE customer_id = $1 AND paid_total_minor <> 0",
-    )
-    .bind(customer_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    if currencies.len() > 1 {
-        // One total in one currency: adding kopecks to cents would be a lie.
-        return Err(crate::inconsistent(
-            event,
-            format!("customer {customer_id} has payments in several currencies: {currencies:?}"),
-        ));
-    }
     let updated = sqlx::query(
         "UPDATE customer_summary SET
             orders_count = (SELECT count(*) FROM customer_history_orders WHERE customer_id = $1),
             orders_completed = (SELECT count(*) FROM customer_history_orders
                                  WHERE customer_id = $1 AND status = 'COMPLETED'),
-            paid_currency = $2,
-            total_paid_minor = (SELECT coalesce(sum(paid_total_minor), 0) FROM customer_history_orders
-                                 WHERE customer_id = $1),
             active_loans = (SELECT count(*) FROM customer_history_loans
                              WHERE customer_id = $1 AND status = 'ACTIVE'),
-            outstanding_principal_minor = (SELECT coalesce(sum(outstanding_principal_minor), 0)
-                                             FROM customer_history_loans
-                                            WHERE customer_id = $1 AND status IN ('ACTIVE', 'DEFAULTED')),
             active_policies = (SELECT count(*) FROM customer_history_policies
                                 WHERE customer_id = $1 AND status = 'ACTIVE'),
             open_claims = (SELECT count(*) FROM customer_history_claims
@@ -257,17 +244,36 @@ async fn refresh_summary(
                                    WHERE customer_id = $1 AND status = 'SCHEDULED'),
             next_booking_start = (SELECT min(slot_start) FROM customer_history_bookings
                                    WHERE customer_id = $1 AND status = 'SCHEDULED'),
-            updated_at = $3, last_position = $4
+            updated_at = $2, last_position = $3
           WHERE customer_id = $1",
     )
     .bind(customer_id)
-    .bind(currencies.into_iter().next())
     .bind(crate::rfc3339(event.recorded_at))
     .bind(event.position)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    crate::expect_one_row(event, updated)
+    crate::expect_one_row(event, updated)?;
+    // Money is summed per currency: a customer may buy one car in roubles and another in yuan.
+    sqlx::query("DELETE FROM customer_summary_money WHERE customer_id = $1")
+        .bind(customer_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO customer_summary_money (customer_id, currency, total_paid_minor, outstanding_principal_minor)
+         SELECT $1, currency, sum(paid), sum(outstanding) FROM (
+             SELECT currency, paid_total_minor AS paid, 0 AS outstanding
+               FROM customer_history_orders WHERE customer_id = $1
+             UNION ALL
+             SELECT currency, 0, outstanding_principal_minor
+               FROM customer_history_loans WHERE customer_id = $1 AND status IN ('ACTIVE', 'DEFAULTED'))
+          GROUP BY currency
+         HAVING sum(paid) <> 0 OR sum(outstanding) <> 0",
+    )
+    .bind(customer_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 type Touched = Option<(String, String)>;
@@ -330,10 +336,10 @@ async fn customer(
     let summary = match event.decode::<CustomerEvent>()? {
         CustomerEvent::CustomerRegistered { full_name, .. } => {
             sqlx::query(
-                "INSERT INTO customer_summary (customer_id, orders_count, orders_completed, paid_currency,
-                    total_paid_minor, active_loans, outstanding_principal_minor, active_policies, open_claims,
-                    scheduled_bookings, next_booking_start, updated_at, last_position)
-                 VALUES ($1, 0, 0, NULL, 0, 0, 0, 0, 0, 0, NULL, $2, $3)",
+                "INSERT INTO customer_summary (customer_id, orders_count, orders_completed, active_loans,
+                    active_policies, open_claims, scheduled_bookings, next_booking_start, updated_at,
+                    last_position)
+                 VALUES ($1, 0, 0, 0, 0, 0, 0, NULL, $2, $3)",
             )
             .bind(&id)
             .bind(crate::rfc3339(event.recorded_at))
@@ -582,12 +588,13 @@ async fn loan(
     } = &decoded
     {
         sqlx::query(
-            "INSERT INTO customer_history_loans (loan_id, customer_id, status, loan_amount, term_months,
-                outstanding_principal_minor)
-             VALUES ($1, $2, 'DRAFT', $3, $4, 0)",
+            "INSERT INTO customer_history_loans (loan_id, customer_id, status, currency, loan_amount,
+                term_months, outstanding_principal_minor)
+             VALUES ($1, $2, 'DRAFT', $3, $4, $5, 0)",
         )
         .bind(id)
         .bind(customer_id.to_string())
+        .bind(details.loan_amount.currency().code())
         .bind(money_text(&details.loan_amount))
         .bind(i64::from(details.term_months))
         .execute(&mut *conn)

@@ -55,12 +55,13 @@ pub struct CustomerSummary {
     pub orders_count: i64,
     /// Orders handed over.
     pub orders_completed: i64,
-    /// Paid towards the customer's orders, net of refunds, every method including credit.
-    pub total_paid: Money,
+    /// Paid towards the customer's orders, net of refunds, every method including credit: one
+    /// amount per currency paid in (empty when nothing is paid).
+    pub total_paid: Vec<Money>,
     /// Loans disbursed and still being repaid.
     pub active_loans: i64,
-    /// Principal still owed on active and defaulted loans.
-    pub outstanding_principal: Money,
+    /// Principal still owed on active and defaulted loans, one amount per currency (empty when none).
+    pub outstanding_principal: Vec<Money>,
     /// Policies whose premium is paid and that have not ended.
     pub active_policies: i64,
     /// Claims filed, under review or approved, not yet paid or rejected.
@@ -77,10 +78,7 @@ pub struct CustomerSummary {
 struct SummaryRow {
     orders_count: i64,
     orders_completed: i64,
-    paid_currency: Option<String>,
-    total_paid_minor: i64,
     active_loans: i64,
-    outstanding_principal_minor: i64,
     active_policies: i64,
     open_claims: i64,
     upcoming_bookings: i64,
@@ -175,8 +173,7 @@ pub async fn history(
 pub async fn summary(pool: &DbPool, id: Uuid) -> ApiResult<CustomerSummary> {
     let mut snapshot = Snapshot::open(pool).await?;
     let row: Option<SummaryRow> = sqlx::query_as(
-        "SELECT orders_count, orders_completed, paid_currency, total_paid_minor, active_loans,
-                outstanding_principal_minor, active_policies, open_claims,
+        "SELECT orders_count, orders_completed, active_loans, active_policies, open_claims,
                 (SELECT count(*) FROM customer_history_bookings b
                   WHERE b.customer_id = s.customer_id AND b.status = 'SCHEDULED'
                     AND b.slot_start >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) AS upcoming_bookings,
@@ -189,16 +186,30 @@ pub async fn summary(pool: &DbPool, id: Uuid) -> ApiResult<CustomerSummary> {
     .fetch_optional(snapshot.conn())
     .await?;
     let row = row.ok_or_else(|| ApiError::not_found("customer", id))?;
+    let money: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT currency, total_paid_minor, outstanding_principal_minor FROM customer_summary_money
+          WHERE customer_id = $1 ORDER BY currency",
+    )
+    .bind(id.to_string())
+    .fetch_all(snapshot.conn())
+    .await?;
     let reflects = snapshot.position(PROJECTOR).await?;
-    // Loans are in the currency of the order they pay for, as payments are.
-    let currency = row.paid_currency.as_deref().unwrap_or("RUB");
+    let (mut total_paid, mut outstanding_principal) = (Vec::new(), Vec::new());
+    for (currency, paid_minor, outstanding_minor) in money {
+        if paid_minor != 0 {
+            total_paid.push(Money::from_stored(paid_minor, &currency)?);
+        }
+        if outstanding_minor != 0 {
+            outstanding_principal.push(Money::from_stored(outstanding_minor, &currency)?);
+        }
+    }
     Ok(CustomerSummary {
         customer_id: id,
         orders_count: row.orders_count,
         orders_completed: row.orders_completed,
-        total_paid: Money::from_stored(row.total_paid_minor, currency)?,
+        total_paid,
         active_loans: row.active_loans,
-        outstanding_principal: Money::from_stored(row.outstanding_principal_minor, currency)?,
+        outstanding_principal,
         active_policies: row.active_policies,
         open_claims: row.open_claims,
         upcoming_bookings: row.upcoming_bookings,
