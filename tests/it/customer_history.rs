@@ -29,8 +29,8 @@ const SETTLE_PAYMENT: &str = "mutation($id: UUID!, $k1: String!, $k2: String!) {
   startPaymentProcessing(id: $id, gatewayTransactionId: \"gw-1\", idempotencyKey: $k1) { position }
   completePayment(id: $id, idempotencyKey: $k2) { position } }";
 
-/// Two customers, interleaved: Anna buys on credit, insures and claims; Boris pays in full, takes
-/// the car and books a service.
+/// Two customers, interleaved: Anna pays a deposit (part of it refunded), buys on credit, insures and
+/// claims; Boris pays in full, takes the car and books a service.
 pub async fn two_customers(app: &TestApp) {
     let today = Utc::now().date_naive();
     for (id, vin) in [(CAR_A, "XTA210990Y2766301"), (CAR_B, "XTA210990Y2766302")] {
@@ -89,6 +89,12 @@ pub async fn two_customers(app: &TestApp) {
     app.ok(
         SETTLE_PAYMENT,
         json!({ "id": DEPOSIT_A, "k1": "a-gw", "k2": "a-done" }),
+    )
+    .await;
+    app.ok(
+        "mutation($id: UUID!) { refundPayment(idempotencyKey: \"a-refund\", input: { paymentId: $id,
+            amount: { amount: \"100000.00\" }, reason: \"deposit lowered\" }) { position } }",
+        json!({ "id": DEPOSIT_A }),
     )
     .await;
     app.ok(
@@ -294,7 +300,7 @@ async fn each_history_holds_exactly_its_customers_events_and_the_summaries_add_u
     assert_eq!(
         money,
         vec![
-            (ANNA.into(), "RUB".into(), 150_000_000, 120_000_000),
+            (ANNA.into(), "RUB".into(), 140_000_000, 120_000_000),
             (BORIS.into(), "RUB".into(), 150_000_000, 0),
         ]
     );
@@ -426,7 +432,7 @@ async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
     assert_eq!(
         anna,
         json!({ "customerId": ANNA, "ordersCount": 1, "ordersCompleted": 0,
-                "totalPaid": [{ "amount": "1500000.00", "currency": "RUB" }], "activeLoans": 1,
+                "totalPaid": [{ "amount": "1400000.00", "currency": "RUB" }], "activeLoans": 1,
                 "outstandingPrincipal": [{ "amount": "1200000.00", "currency": "RUB" }],
                 "activePolicies": 1, "openClaims": 1, "upcomingBookings": 0, "nextBookingStart": null,
                 "reflectsPosition": head })
@@ -454,6 +460,23 @@ async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
     );
     assert!(boris["history"]["totalCount"].as_i64().unwrap() > 5);
 
+    assert!(
+        summaries.contains(&"Refunded 100 000.00 RUB of the 300 000.00 RUB payment by card ending 4242: deposit lowered"),
+        "{summaries:#?}"
+    );
+
+    // The projector is reported like every other, caught up and healthy.
+    let statuses = app
+        .ok("{ projections { name eventsBehind lastError } }", json!({}))
+        .await;
+    assert!(
+        statuses["projections"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "name": "customer_history", "eventsBehind": 0, "lastError": null })),
+        "{statuses:#}"
+    );
+
     // Unknown customers are NOT_FOUND for both.
     let nobody = "0193a4b0-0000-7000-8000-0000000000ff";
     for query in [HISTORY, SUMMARY] {
@@ -465,4 +488,33 @@ async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
         );
     }
     app.stop().await;
+
+    // The export holds the same entries the query showed, as of the same position.
+    let ledger = Ledger::open(&database_url(&dir.path().join("autosalon.db")))
+        .await
+        .unwrap();
+    let file = dir.path().join("history.jsonl");
+    let exported = autosalon::export::export(
+        ledger.db.pool(),
+        "customer_history",
+        autosalon::export::ExportFormat::Jsonl,
+        Some(&file),
+    )
+    .await
+    .unwrap();
+    assert_eq!(exported.position, head);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let exported: Vec<Value> = text
+        .lines()
+        .skip(1)
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| line["table"] == "customer_history" && line["row"]["customer_id"] == ANNA)
+        .map(|line| {
+            let row = &line["row"];
+            json!({ "position": row["position"], "recordedAt": row["recorded_at"],
+                    "aggregateType": row["aggregate_type"], "aggregateId": row["aggregate_id"],
+                    "eventType": row["event_type"], "summary": row["summary"] })
+        })
+        .collect();
+    assert_eq!(exported, entries);
 }
