@@ -518,3 +518,196 @@ async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
         .collect();
     assert_eq!(exported, entries);
 }
+
+/// A deterministic pseudo-random choice per customer (a fixed-seed linear congruential generator).
+fn choices(seed: u64, count: usize) -> Vec<u64> {
+    let mut state = seed;
+    (0..count)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        })
+        .collect()
+}
+
+fn nth_id(kind: u32, n: usize) -> String {
+    format!("0193a4b0-0000-7000-8{kind:03x}-{n:012x}")
+}
+
+#[tokio::test]
+async fn over_many_interleaved_customers_histories_follow_the_rule_and_a_rebuild_changes_nothing() {
+    const CUSTOMERS: usize = 12;
+    let dir = temp_dir();
+    let path = dir.path().join("autosalon.db");
+    let app = spawn_app(&dir).await;
+    let picks = choices(2, CUSTOMERS);
+    // The seed is chosen so that every path below is taken at least once.
+    let paths: std::collections::BTreeSet<u64> = picks.iter().map(|p| p % 4).collect();
+    assert_eq!(paths.len(), 4);
+    assert!(picks.iter().any(|p| p % 8 == 0) && picks.iter().any(|p| p % 2 == 0 && p % 8 != 0));
+    let customer = |n: usize| nth_id(1, n);
+    let car = |n: usize| nth_id(2, n);
+    let order = |n: usize| nth_id(3, n);
+    let payment = |n: usize| nth_id(4, n);
+    let booking = |n: usize| nth_id(5, n);
+    let day = (Utc::now() + Duration::days(20))
+        .format("%Y-%m-%d")
+        .to_string();
+
+    // Each round touches every customer in turn, so their events interleave in the log.
+    for n in 0..CUSTOMERS {
+        let mut input = customer_input(&customer(n));
+        input["email"] = json!(format!("c{n}@example.ru"));
+        app.ok(REGISTER_CUSTOMER, json!({ "input": input })).await;
+        let vin = format!("XTA2109900{n:07}");
+        app.ok(
+            STOCK_VEHICLE,
+            json!({ "input": vehicle_input(&car(n), &vin, "Vesta", "1500000.00") }),
+        )
+        .await;
+    }
+    for (n, pick) in picks.iter().copied().enumerate() {
+        app.ok(
+            DRAFT_ORDER,
+            json!({ "input": { "id": order(n), "customerId": customer(n), "vehicleId": car(n) } }),
+        )
+        .await;
+        if pick % 2 == 0 {
+            app.ok(
+                "mutation($id: UUID!, $customer: UUID!, $car: UUID!, $mechanic: String!, $start: DateTime!, $end: DateTime!) {
+                    bookService(input: { id: $id, customerId: $customer, vehicleId: $car, mechanicId: $mechanic,
+                      kind: REPAIR, start: $start, end: $end, notes: \"\" }) { booking { id } } }",
+                json!({ "id": booking(n), "customer": customer(n), "car": car(n), "mechanic": format!("M-{n}"),
+                        "start": format!("{day}T07:00:00Z"), "end": format!("{day}T08:00:00Z") }),
+            )
+            .await;
+        }
+    }
+    for (n, pick) in picks.iter().copied().enumerate() {
+        if pick % 4 == 0 {
+            app.ok(
+                CANCEL_ORDER,
+                json!({ "id": order(n), "reason": "changed their mind" }),
+            )
+            .await;
+        } else {
+            app.ok(CONFIRM_ORDER, json!({ "id": order(n) })).await;
+        }
+        if pick % 3 == 1 {
+            app.ok(
+                "mutation($id: UUID!) { changeCustomerContactDetails(id: $id, input: { address: \"Kazan, Baumana 5\" }) { position } }",
+                json!({ "id": customer(n) }),
+            )
+            .await;
+        }
+    }
+    let mut paid_minor = [0i64; CUSTOMERS];
+    let mut completed = [0i64; CUSTOMERS];
+    let mut scheduled = [0i64; CUSTOMERS];
+    for (n, pick) in picks.iter().copied().enumerate() {
+        let key = |step: &str| format!("{step}-{n}");
+        match pick % 4 {
+            1 => {
+                app.ok(PAY_BY_CARD, json!({ "id": payment(n), "order": order(n), "amount": "500000.00", "key": key("init") })).await;
+                app.ok(
+                    SETTLE_PAYMENT,
+                    json!({ "id": payment(n), "k1": key("gw"), "k2": key("done") }),
+                )
+                .await;
+                app.ok(
+                    "mutation($id: UUID!, $key: String!) { refundPayment(idempotencyKey: $key, input: { paymentId: $id,
+                        amount: { amount: \"100000.00\" }, reason: \"goodwill\" }) { position } }",
+                    json!({ "id": payment(n), "key": key("refund") }),
+                )
+                .await;
+                paid_minor[n] = 40_000_000;
+            }
+            2 => {
+                app.ok(PAY_BY_CARD, json!({ "id": payment(n), "order": order(n), "amount": "1500000.00", "key": key("init") })).await;
+                app.ok(
+                    SETTLE_PAYMENT,
+                    json!({ "id": payment(n), "k1": key("gw"), "k2": key("done") }),
+                )
+                .await;
+                app.ok(
+                    "mutation($id: UUID!, $key: String!) { handOverOrder(id: $id, idempotencyKey: $key) { position } }",
+                    json!({ "id": order(n), "key": key("handover") }),
+                )
+                .await;
+                paid_minor[n] = 150_000_000;
+                completed[n] = 1;
+            }
+            3 => {
+                app.ok(PAY_BY_CARD, json!({ "id": payment(n), "order": order(n), "amount": "700000.00", "key": key("init") })).await;
+                app.ok(
+                    "mutation($id: UUID!, $key: String!) { failPayment(id: $id, reason: \"card declined\", idempotencyKey: $key) { position } }",
+                    json!({ "id": payment(n), "key": key("fail") }),
+                )
+                .await;
+                app.ok(
+                    CANCEL_ORDER,
+                    json!({ "id": order(n), "reason": "no funds" }),
+                )
+                .await;
+            }
+            _ => {}
+        }
+        if pick % 2 == 0 {
+            if pick % 8 == 0 {
+                app.ok(
+                    "mutation($id: UUID!) { cancelBooking(id: $id, reason: \"car sold\") { position } }",
+                    json!({ "id": booking(n) }),
+                )
+                .await;
+            } else {
+                app.ok(
+                    "mutation($id: UUID!, $mechanic: String!, $start: DateTime!, $end: DateTime!) {
+                        rescheduleBooking(id: $id, mechanicId: $mechanic, start: $start, end: $end) { position } }",
+                    json!({ "id": booking(n), "mechanic": format!("M-{n}"),
+                            "start": format!("{day}T10:00:00Z"), "end": format!("{day}T11:00:00Z") }),
+                )
+                .await;
+                scheduled[n] = 1;
+            }
+        }
+    }
+    app.stop().await;
+
+    let ledger = Ledger::open(&database_url(&path)).await.unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+    let expected = expected_histories(&ledger).await;
+    assert_eq!(expected.len(), CUSTOMERS);
+    for n in 0..CUSTOMERS {
+        let id = customer(n);
+        assert_eq!(
+            history_rows(&ledger, &id).await,
+            expected[&id],
+            "customer {n}"
+        );
+        let counts: (i64, i64, i64) = sqlx::query_as(
+            "SELECT orders_count, orders_completed, scheduled_bookings FROM customer_summary WHERE customer_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(ledger.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(counts, (1, completed[n], scheduled[n]), "customer {n}");
+        let paid: Option<i64> = sqlx::query_scalar(
+            "SELECT total_paid_minor FROM customer_summary_money WHERE customer_id = $1 AND currency = 'RUB'",
+        )
+        .bind(&id)
+        .fetch_optional(ledger.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(paid.unwrap_or(0), paid_minor[n], "customer {n}");
+    }
+    let live = dump(&ledger, "customer_history").await;
+    ledger
+        .projections
+        .rebuild("customer_history", |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(dump(&ledger, "customer_history").await, live);
+}
