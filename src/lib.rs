@@ -7,11 +7,13 @@
 //! # Layout
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
+//! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
 
 pub mod app;
 pub mod config;
+pub mod export;
 pub mod http;
 pub mod schema;
 

@@ -28,6 +28,25 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Write every table of one read model, with the global position its rows reflect.
+    ///
+    /// The rows and the position are read in one transaction. jsonl: a first line
+    /// {"projection", "version", "position", "tables"}, then one {"table", "row"} object per row
+    /// (NULL as null); to --output FILE, DIR/<projection>.jsonl, or standard output. csv: in the
+    /// directory --output (default "."), one <table>.csv per table (header row first, RFC 4180
+    /// quoting, an empty field is NULL) and <projection>.position holding the position.
+    Export {
+        /// The read model (projector) to export, e.g. customer_history or catalog.
+        #[arg(long)]
+        projection: String,
+        #[arg(long, value_enum)]
+        format: autosalon::export::ExportFormat,
+        /// jsonl: a file or a directory; csv: a directory (created if missing).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[tokio::main]
@@ -75,6 +94,25 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schema => {
             print!("{}", autosalon::schema::sdl());
+            Ok(())
+        }
+        Command::Export {
+            projection,
+            format,
+            output,
+            database,
+        } => {
+            let ledger = Ledger::open(&database.database_url).await?;
+            let exported =
+                autosalon::export::export(ledger.db.pool(), &projection, format, output.as_deref())
+                    .await?;
+            for (table, rows) in &exported.rows {
+                eprintln!("{projection}: {table}: {rows} rows");
+            }
+            for file in &exported.files {
+                eprintln!("wrote {}", file.display());
+            }
+            eprintln!("{projection}: as of position {}", exported.position);
             Ok(())
         }
     }

@@ -68,6 +68,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::payments::Payments),
         Arc::new(crate::reports::Reports),
         Arc::new(crate::ledger::Ledger),
+        Arc::new(crate::customer_history::CustomerHistory),
     ]
 }
 

@@ -1,13 +1,16 @@
 //! Customers as the `customers` read model shows them.
 
-use async_graphql::SimpleObject;
+use async_graphql::{ComplexObject, Context, SimpleObject};
 use eventstore::DbPool;
 use uuid::Uuid;
 
-use crate::scalars::DateTime;
+use crate::customer_history::{CustomerSummary, HistoryConnection};
+use crate::page::Page;
+use crate::scalars::{Date, DateTime};
 use crate::{ApiError, ApiResult};
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Customer {
     pub id: Uuid,
     pub full_name: String,
@@ -17,6 +20,29 @@ pub struct Customer {
     pub address: String,
     pub registered_at: DateTime,
     pub updated_at: DateTime,
+}
+
+#[ComplexObject]
+impl Customer {
+    /// Everything that happened to this customer, in global order (see `customerHistory`).
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<Date>,
+        to: Option<Date>,
+        #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<HistoryConnection> {
+        let page = Page::new(first, after)?;
+        let pool = crate::read_models(ctx)?.pool();
+        Ok(crate::customer_history::history(pool, self.id, from, to, page).await?)
+    }
+
+    /// This customer at a glance (see `customerSummary`).
+    async fn summary(&self, ctx: &Context<'_>) -> async_graphql::Result<CustomerSummary> {
+        let pool = crate::read_models(ctx)?.pool();
+        Ok(crate::customer_history::summary(pool, self.id).await?)
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -13,11 +13,13 @@
 //! - [`ledger`]: the chart of accounts, balances, trial balance, journal and customer statements.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
 //! - [`reports`]: sales, payments, financing, insurance, workshop and inventory reports.
+//! - [`customer_history`]: a customer's history and summary, with the position they reflect.
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
 pub mod audit;
 pub mod bookings;
+pub mod customer_history;
 pub mod customers;
 pub mod error;
 pub mod insurance;
@@ -111,6 +113,7 @@ pub struct QueryRoot(
     bookings::BookingsQuery,
     reports::ReportsQuery,
     ledger::LedgerQuery,
+    customer_history::CustomerHistoryQuery,
 );
 
 /// Vehicles, customers and orders.

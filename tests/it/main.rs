@@ -3,7 +3,9 @@
 
 mod bad_input;
 mod bookings;
+mod customer_history;
 mod customer_journey;
+mod export;
 mod helpers;
 mod idempotency;
 mod insurance;

@@ -1,0 +1,179 @@
+//! `autosalon export`: files for `customer_history` and `catalog` parse back to exactly the tables'
+//! rows, with the position the projector's checkpoint states; unknown names are refused with the list.
+
+use autosalon::Ledger;
+use autosalon::export::{ExportFormat, export};
+use serde_json::Value;
+
+use crate::customer_history::two_customers;
+use crate::helpers::*;
+
+const PROJECTIONS: [&str; 2] = ["customer_history", "catalog"];
+
+fn tables(projection: &str) -> &'static [&'static str] {
+    projections::all_projectors()
+        .into_iter()
+        .find(|p| p.name() == projection)
+        .unwrap()
+        .tables()
+}
+
+async fn columns(ledger: &Ledger, table: &str) -> Vec<String> {
+    sqlx::query_scalar(&format!(
+        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+    ))
+    .fetch_all(ledger.db.pool())
+    .await
+    .unwrap()
+}
+
+/// The table's rows as SQLite itself renders them to JSON (integers as numbers, NULL as null).
+async fn json_rows(ledger: &Ledger, table: &str) -> Vec<Value> {
+    let pairs: Vec<String> = columns(ledger, table)
+        .await
+        .iter()
+        .map(|c| format!("'{c}', {c}"))
+        .collect();
+    let sql = format!(
+        "SELECT json_object({}) FROM {table} ORDER BY rowid",
+        pairs.join(", ")
+    );
+    sqlx::query_scalar::<_, String>(&sql)
+        .fetch_all(ledger.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect()
+}
+
+/// The table's rows as text, NULL as an empty string: what a CSV record holds.
+async fn text_rows(ledger: &Ledger, table: &str) -> Vec<Vec<String>> {
+    let cast: Vec<String> = columns(ledger, table)
+        .await
+        .iter()
+        .map(|c| format!("coalesce(CAST({c} AS TEXT), '')"))
+        .collect();
+    let sql = format!(
+        "SELECT json_array({}) FROM {table} ORDER BY rowid",
+        cast.join(", ")
+    );
+    sqlx::query_scalar::<_, String>(&sql)
+        .fetch_all(ledger.db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect()
+}
+
+async fn checkpoint(ledger: &Ledger, projection: &str) -> i64 {
+    sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = $1")
+        .bind(projection)
+        .fetch_one(ledger.db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn exported_files_parse_back_to_the_tables_and_state_their_position() {
+    let dir = temp_dir();
+    let path = dir.path().join("autosalon.db");
+    let app = spawn_app(&dir).await;
+    two_customers(&app).await;
+    app.stop().await;
+    let ledger = Ledger::open(&database_url(&path)).await.unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+
+    let mut kinds = std::collections::BTreeSet::new();
+    for projection in PROJECTIONS {
+        let position = checkpoint(&ledger, projection).await;
+        assert!(position > 0);
+
+        // JSON Lines: a header line with the position, then every row of every table.
+        let file = dir.path().join(format!("{projection}-export.jsonl"));
+        let exported = export(
+            ledger.db.pool(),
+            projection,
+            ExportFormat::Jsonl,
+            Some(&file),
+        )
+        .await
+        .unwrap();
+        assert_eq!(exported.position, position);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut lines = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap());
+        let header = lines.next().unwrap();
+        assert_eq!(header["projection"], projection);
+        assert_eq!(header["position"], position);
+        assert_eq!(header["tables"], serde_json::json!(tables(projection)));
+        let rows: Vec<Value> = lines.collect();
+        let mut expected = Vec::new();
+        for table in tables(projection) {
+            for row in json_rows(&ledger, table).await {
+                expected.push(serde_json::json!({ "table": table, "row": row }));
+            }
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(rows, expected, "{projection}");
+        for row in &rows {
+            for value in row["row"].as_object().unwrap().values() {
+                kinds.insert(match value {
+                    Value::Null => "null",
+                    Value::Number(_) => "integer",
+                    Value::String(_) => "text",
+                    _ => "other",
+                });
+            }
+        }
+
+        // CSV: one file per table with a header row, and the position beside them.
+        let csv_dir = dir.path().join(format!("{projection}-csv"));
+        let exported = export(
+            ledger.db.pool(),
+            projection,
+            ExportFormat::Csv,
+            Some(&csv_dir),
+        )
+        .await
+        .unwrap();
+        assert_eq!(exported.position, position);
+        let stated =
+            std::fs::read_to_string(csv_dir.join(format!("{projection}.position"))).unwrap();
+        assert_eq!(stated.trim().parse::<i64>().unwrap(), position);
+        for table in tables(projection) {
+            let mut reader = csv::Reader::from_path(csv_dir.join(format!("{table}.csv"))).unwrap();
+            let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+            assert_eq!(header, columns(&ledger, table).await, "{table}");
+            let records: Vec<Vec<String>> = reader
+                .records()
+                .map(|r| r.unwrap().iter().map(String::from).collect())
+                .collect();
+            assert_eq!(records, text_rows(&ledger, table).await, "{table}");
+        }
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        vec!["integer", "null", "text"],
+        "every stored type was exported"
+    );
+
+    let refused = export(
+        ledger.db.pool(),
+        "sales",
+        ExportFormat::Csv,
+        Some(dir.path()),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("unknown projection \"sales\""),
+        "{refused}"
+    );
+    for projector in projections::all_projectors() {
+        assert!(refused.contains(projector.name()), "{refused}");
+    }
+}
