@@ -149,13 +149,20 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
 
 async fn execute(state: &AppState, batch: BatchRequest, caller: RequestContext) -> Response {
     let batch = batch.data(caller);
+    // Sampled before anything is read: projectors only move forward, so every read-model row in the
+    // answer reflects at least these positions. (Reports, the ledger and customer history also state
+    // the exact position of their rows, read in the same snapshot, as `reflectsPosition`.)
+    let read_models = read_model_positions(&state.projections);
     let mut response = state.schema.execute_batch(batch).await;
-    match &mut response {
-        BatchResponse::Single(single) => single.errors.iter_mut().for_each(ensure_code),
-        BatchResponse::Batch(all) => all
-            .iter_mut()
-            .flat_map(|r| r.errors.iter_mut())
-            .for_each(ensure_code),
+    let responses = match &mut response {
+        BatchResponse::Single(single) => std::slice::from_mut(single),
+        BatchResponse::Batch(all) => all.as_mut_slice(),
+    };
+    for single in responses {
+        single.errors.iter_mut().for_each(ensure_code);
+        single
+            .extensions
+            .insert("readModels".to_string(), read_models.clone());
     }
     let body = match serde_json::to_vec(&response) {
         Ok(body) => body,
@@ -172,6 +179,21 @@ async fn execute(state: &AppState, batch: BatchRequest, caller: RequestContext) 
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `{ "<projector>": position, ... }`: how far each read model had got when the request began.
+fn read_model_positions(projections: &Projections) -> async_graphql::Value {
+    let positions = projections
+        .statuses()
+        .into_iter()
+        .map(|(name, status)| {
+            (
+                async_graphql::Name::new(name),
+                async_graphql::Value::from(status.position),
+            )
+        })
+        .collect();
+    async_graphql::Value::Object(positions)
 }
 
 /// Errors raised by the GraphQL engine itself (parse, validation, limits, input coercion) carry no

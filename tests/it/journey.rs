@@ -339,3 +339,31 @@ async fn a_vin_is_stocked_once_even_when_two_requests_race() {
     assert_eq!(app.event_count().await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_states_the_log_position_its_read_models_reflect() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let stocked = app
+        .ok(
+            STOCK_VEHICLE,
+            json!({ "input": vehicle_input(VESTA, "XTA210990Y2766389", "Vesta", "1500000.00") }),
+        )
+        .await;
+    let written = stocked["stockVehicle"]["position"].as_i64().unwrap();
+    let answer = app
+        .graphql(
+            &format!("{{ vehicle(id: \"{VESTA}\") {{ status }} }}"),
+            json!({}),
+        )
+        .await;
+    let positions = answer["extensions"]["readModels"].as_object().unwrap();
+    assert_eq!(positions.len(), projections::all_projectors().len());
+    for (projector, position) in positions {
+        assert!(
+            position.as_i64().unwrap() >= written,
+            "{projector} reflects {position}, before the write at {written} the client already saw"
+        );
+    }
+    app.stop().await;
+}
