@@ -121,6 +121,7 @@ const SCHEMA: &[&str] = &[
         commission_minor  integer NOT NULL,
         refund_minor      integer NOT NULL,
         cancelled_on      text,
+        premium_paid_day  text,
         claims_paid_minor integer NOT NULL
     ) STRICT",
     "CREATE INDEX IF NOT EXISTS report_policies_month ON report_policies (issue_month, insurer)",
@@ -140,7 +141,7 @@ impl Projector for Reports {
     }
 
     fn version(&self) -> i64 {
-        1
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -514,11 +515,12 @@ async fn apply_policy(
             .bind(premium.minor_units())
             .bind(commission.minor_units())
         }
-        PolicyEvent::PolicyPremiumPaid { .. } => {
-            sqlx::query("UPDATE report_policies SET status = $1 WHERE policy_id = $2")
-                .bind(PolicyStatus::Active.as_str())
-                .bind(id)
-        }
+        PolicyEvent::PolicyPremiumPaid { paid_at, .. } => sqlx::query(
+            "UPDATE report_policies SET status = $1, premium_paid_day = $2 WHERE policy_id = $3",
+        )
+        .bind(PolicyStatus::Active.as_str())
+        .bind(business_day(paid_at).to_string())
+        .bind(id),
         PolicyEvent::PolicyCancelled {
             cancelled_on,
             refund,

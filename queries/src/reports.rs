@@ -404,11 +404,11 @@ pub async fn insurance_report(
 #[derive(SimpleObject, Clone, Debug)]
 pub struct CommissionSettlementRow {
     pub insurer: String,
-    /// Policies issued in the month.
+    /// Policies whose premium was paid in the month.
     pub policies: i64,
-    /// Premiums of those policies.
+    /// Premiums collected on them.
     pub premiums: Money,
-    /// Commission earned on them (recorded at issue).
+    /// Commission earned on them (the rate recorded at issue; earned when the premium is paid).
     pub commission: Money,
     /// Policies (of any issue month) whose cancellation takes effect in the month.
     pub cancellations: i64,
@@ -447,10 +447,11 @@ pub async fn commission_settlement(
 ) -> ApiResult<CommissionSettlement> {
     let (start, end) = month_bounds(month)?;
     let (start, end) = (start.to_string(), end.to_string());
-    // Issued in the month: gross commission.
+    // Premiums collected in the month: the commission is earned when the premium is paid (as the
+    // ledger posts it), so a policy issued but never paid earns none.
     let issued: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT insurer, currency, count(*), sum(premium_minor), sum(commission_minor)
-           FROM report_policies WHERE issued_day >= $1 AND issued_day < $2
+           FROM report_policies WHERE premium_paid_day >= $1 AND premium_paid_day < $2
           GROUP BY insurer, currency",
     )
     .bind(&start)

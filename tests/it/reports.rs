@@ -387,8 +387,10 @@ struct Expected {
     payments: BTreeMap<(String, String), (i64, i64, i64)>,
     /// (originated, principal, interest earned, outstanding principal).
     loans: (i64, i64, i64, i64),
-    /// insurer → (policies, premiums, commission, claims paid, refunds).
+    /// insurer → (policies, premiums, commission, claims paid, refunds), by issue.
     insurers: BTreeMap<String, (i64, i64, i64, i64, i64)>,
+    /// insurer → (policies, premiums, commission) whose premium was paid: the settlement's basis.
+    collected: BTreeMap<String, (i64, i64, i64)>,
 }
 
 fn expected(events: &[RecordedEvent]) -> Expected {
@@ -397,6 +399,7 @@ fn expected(events: &[RecordedEvent]) -> Expected {
     let mut orders: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
     let mut payments: BTreeMap<String, (String, &'static str, i64, i64)> = BTreeMap::new();
     let mut insurer_of: BTreeMap<String, String> = BTreeMap::new();
+    let mut issued_terms: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for event in events {
         let id = event.aggregate_id.clone();
         match event.aggregate_type.as_str() {
@@ -494,7 +497,18 @@ fn expected(events: &[RecordedEvent]) -> Expected {
                     row.0 += 1;
                     row.1 += premium.minor_units();
                     row.2 += commission.minor_units();
+                    issued_terms.insert(
+                        id.clone(),
+                        (premium.minor_units(), commission.minor_units()),
+                    );
                     insurer_of.insert(id, insurer);
+                }
+                PolicyEvent::PolicyPremiumPaid { .. } => {
+                    let (premium, commission) = issued_terms[&id];
+                    let row = out.collected.entry(insurer_of[&id].clone()).or_default();
+                    row.0 += 1;
+                    row.1 += premium;
+                    row.2 += commission;
                 }
                 PolicyEvent::ClaimPaid { amount, .. } => {
                     out.insurers.get_mut(&insurer_of[&id]).unwrap().3 += amount.minor_units();
@@ -549,7 +563,18 @@ async fn from_tables(ledger: &autosalon::Ledger) -> Expected {
     .fetch_all(pool)
     .await
     .unwrap();
+    let collected: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT insurer, count(*), sum(premium_minor), sum(commission_minor) FROM report_policies
+          WHERE premium_paid_day IS NOT NULL GROUP BY insurer",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
     Expected {
+        collected: collected
+            .into_iter()
+            .map(|(i, n, p, c)| (i, (n, p, c)))
+            .collect(),
         sales: sales
             .into_iter()
             .map(|(b, m, n, r, d)| ((b, m), (n, r, d)))
@@ -619,6 +644,19 @@ fn from_graphql(seen: &Value) -> Expected {
         );
     }
     Expected {
+        collected: rows("commissionSettlement")
+            .iter()
+            .map(|r| {
+                (
+                    text(&r["insurer"]),
+                    (
+                        r["policies"].as_i64().unwrap(),
+                        kopecks(&r["premiums"]),
+                        kopecks(&r["commission"]),
+                    ),
+                )
+            })
+            .collect(),
         sales: rows("salesReport")
             .iter()
             .map(|r| {
@@ -735,13 +773,14 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     ] {
         assert_eq!(seen[report]["reflectsPosition"], json!(head), "{report}");
     }
-    // Settlement this month: both policies issued, the cancelled one's commission clawed back in
-    // proportion to its refund.
+    // Settlement this month: commission on the premiums collected (both policies were paid), the
+    // cancelled one's commission clawed back in proportion to its refund.
     let settlement = &seen["commissionSettlement"]["rows"];
     assert_eq!(settlement.as_array().unwrap().len(), 2, "{settlement:#}");
     for row in settlement.as_array().unwrap() {
         let insurer = row["insurer"].as_str().unwrap();
-        let (policies, premiums, commission, _, refund) = want.insurers[insurer];
+        let (_, _, _, _, refund) = want.insurers[insurer];
+        let (policies, premiums, commission) = want.collected[insurer];
         assert_eq!(row["policies"], json!(policies));
         assert_eq!(row["premiums"]["amount"], json!(minor(premiums)));
         assert_eq!(row["commission"]["amount"], json!(minor(commission)));
