@@ -391,6 +391,9 @@ fn transition(
 struct RecordedRefund {
     amount: Money,
     reason: String,
+    /// The payment's refunded total once this refund was made: orders refunds in time.
+    #[serde(default)]
+    refunded_total: Option<Money>,
 }
 
 /// The state a payment's decisions need.
@@ -441,6 +444,25 @@ impl Payment {
     /// The refunds so far, by refund id, with their amounts.
     pub fn refunds(&self) -> impl Iterator<Item = (Uuid, Money)> + '_ {
         self.refunds.iter().map(|(id, refund)| (*id, refund.amount))
+    }
+
+    /// The refunds made after the first `already` of refunds, in the order they were made: when an
+    /// order recorded this payment late, net of the refunds made until then, these are the ones it
+    /// has not yet taken into account.
+    pub fn refunds_beyond(&self, already: Money) -> Vec<(Uuid, Money)> {
+        let mut later: Vec<(Money, Uuid, Money)> = self
+            .refunds
+            .iter()
+            .filter_map(|(id, refund)| {
+                let total = refund.refunded_total?;
+                (total.minor_units() > already.minor_units()).then_some((total, *id, refund.amount))
+            })
+            .collect();
+        later.sort_by_key(|(total, ..)| total.minor_units());
+        later
+            .into_iter()
+            .map(|(_, id, amount)| (id, amount))
+            .collect()
     }
 
     /// What the customer has paid and not had back: the amount less refunds, once completed;
@@ -679,8 +701,14 @@ impl Aggregate for Payment {
                     "refunds exceed the amount paid"
                 );
                 self.refunded_total = Some(refunded_total);
-                self.refunds
-                    .insert(refund_id, RecordedRefund { amount, reason });
+                self.refunds.insert(
+                    refund_id,
+                    RecordedRefund {
+                        amount,
+                        reason,
+                        refunded_total: Some(refunded_total),
+                    },
+                );
             }
         }
     }

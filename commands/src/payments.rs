@@ -444,11 +444,20 @@ impl Payments {
             return Ok(None);
         };
         let order = self.order(order_id).await?;
-        if order.recorded_payment(payment_id).is_none() {
+        let (Some(recorded), Some(amount)) = (order.recorded_payment(payment_id), payment.amount())
+        else {
             return Ok(None);
-        }
+        };
+        // The order recorded the payment net of the refunds made before it did (see
+        // `record_on_order`): those are already accounted for, only later ones are recorded.
+        let netted = amount.checked_sub(recorded).map_err(|err| {
+            CommandError::Internal(format!("payment {payment_id} against its order: {err}"))
+        })?;
         let mut last = None;
-        for (refund_id, amount) in payment.refunds() {
+        for (refund_id, amount) in payment.refunds_beyond(netted) {
+            if order.has_refund(refund_id) {
+                continue;
+            }
             if order.has_refund(refund_id) {
                 continue;
             }

@@ -757,6 +757,61 @@ async fn a_gateway_payment_beyond_the_balance_completes_visibly_unrecorded_and_i
 }
 
 #[tokio::test]
+async fn refunds_made_before_a_late_recording_are_not_taken_off_the_order_twice() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    confirmed_order(&app).await;
+    for (id, gw) in [(P1, "gw-a"), (P2, "gw-b")] {
+        let vars = initiate_vars(
+            id,
+            "1000000.00",
+            "CARD",
+            Some("4242"),
+            &format!("init-{id}"),
+        );
+        app.ok(INITIATE, vars).await;
+        app.ok(
+            PROCESS,
+            json!({ "id": id, "gw": gw, "key": format!("gw-{id}") }),
+        )
+        .await;
+    }
+    app.ok(COMPLETE, json!({ "id": P1, "key": "done-p1" }))
+        .await;
+    // Charged beyond the balance: completed, not recorded on the order.
+    let second = app
+        .graphql(COMPLETE, json!({ "id": P2, "key": "done-p2" }))
+        .await;
+    assert_eq!(error_codes(&second), vec!["PAYMENT_EXCEEDS_BALANCE"]);
+    // Part of it goes back before the order records it; the rest then fits the balance.
+    app.ok(
+        REFUND,
+        json!({ "input": { "paymentId": P2, "amount": { "amount": "700000.00" }, "reason": "overcharged" }, "key": "refund-p2-a" }),
+    )
+    .await;
+    app.ok(
+        &format!("mutation {{ recordPaymentOnOrder(id: \"{P2}\", idempotencyKey: \"rec-p2\") {{ position }} }}"),
+        json!({}),
+    )
+    .await;
+    // A later refund is taken off the order once, and the earlier one is not taken off again.
+    let later = app
+        .ok(
+            REFUND,
+            json!({ "input": { "paymentId": P2, "amount": { "amount": "100000.00" }, "reason": "goodwill" }, "key": "refund-p2-b" }),
+        )
+        .await["refundPayment"]["payment"]["order"]
+        .clone();
+    assert_eq!(
+        later["paidTotal"],
+        json!({ "amount": "1200000.00" }),
+        "{later}"
+    );
+    assert_eq!(later["status"], "CONFIRMED");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_loan_disbursement_is_a_credit_payment_recorded_once_on_its_order() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
