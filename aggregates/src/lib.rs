@@ -30,7 +30,7 @@
 //!   generator. Facts from the outside world (the current time, ids) arrive inside commands, so
 //!   every decision is a pure function of the history and the command.
 //! - **No floating point.** Money is `rust_decimal::Decimal` with two decimal places; there is no
-//!   `f32`/`f64` anywhere in this crate.
+//!   binary floating-point type anywhere in this crate.
 //! - **Events are a public contract.** Stored events are never rewritten. An event whose schema
 //!   changes gets a new `event_version`, and an upcaster registered in [`upcasters`] turns the old
 //!   payloads into the new shape when they are loaded.

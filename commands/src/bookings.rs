@@ -54,7 +54,7 @@ use aggregates::vehicle::{Vehicle, VehicleCommand, VehicleStatus};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, Store, Upcasters};
 use queries::bookings::{Booking as BookingView, ServiceKind as ServiceKindInput};
 use queries::scalars::{DateTime as DateTimeScalar, MoneyInput, Position};
 use queries::{ApiError, ApiResult};
@@ -120,10 +120,7 @@ impl Bookings {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
-            sender: Sender::new(
-                db.clone(),
-                EventLog::new(db.pool().clone(), upcasters.clone()),
-            ),
+            sender: Sender::new(&db, &upcasters),
             bookings: db.framework(&upcasters, ()),
             days: db.framework(&upcasters, ()),
             vehicles: db.framework(&upcasters, ()),

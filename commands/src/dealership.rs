@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aggregates::customer::{Customer, CustomerCommand};
 use aggregates::order::{Order, OrderCommand, OrderStatus};
 use aggregates::vehicle::{Vehicle, VehicleCommand, VehicleStatus};
-use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, Store, Upcasters};
 use uuid::Uuid;
 
 use crate::clock::{Clock, IdGenerator};
@@ -36,10 +36,7 @@ impl Dealership {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
-            sender: Sender::new(
-                db.clone(),
-                EventLog::new(db.pool().clone(), upcasters.clone()),
-            ),
+            sender: Sender::new(&db, &upcasters),
             vehicles: db.framework(&upcasters, ()),
             customers: db.framework(&upcasters, ()),
             orders: db.framework(&upcasters, ()),

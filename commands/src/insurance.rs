@@ -19,7 +19,7 @@ use aggregates::policy::{Policy, PolicyCommand, PolicyError, RequestQuote, polic
 use aggregates::vehicle::{Vehicle, VehicleEvent, VehicleStatus};
 use chrono::{Datelike, NaiveDate};
 use cqrs_es::EventStore;
-use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, Store, Upcasters};
 use uuid::Uuid;
 
 use crate::clock::{Clock, IdGenerator};
@@ -67,10 +67,7 @@ impl Insurance {
         signer: Arc<PolicySigner>,
     ) -> Self {
         Self {
-            sender: Sender::new(
-                db.clone(),
-                EventLog::new(db.pool().clone(), upcasters.clone()),
-            ),
+            sender: Sender::new(&db, &upcasters),
             policies: db.framework(&upcasters, ()),
             policy_store: db.store(&upcasters),
             vehicle_store: db.store(&upcasters),

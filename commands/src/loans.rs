@@ -17,7 +17,7 @@ use aggregates::money::Money;
 use aggregates::order::{Order, OrderStatus};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, Store, Upcasters};
 use queries::loans::{EmploymentStatus, Loan as LoanView, LoanType, ScheduleKind};
 use queries::scalars::{Date, MoneyInput, Position};
 use queries::{ApiError, ApiResult};
@@ -52,10 +52,7 @@ impl Loans {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
-            sender: Sender::new(
-                db.clone(),
-                EventLog::new(db.pool().clone(), upcasters.clone()),
-            ),
+            sender: Sender::new(&db, &upcasters),
             loans: db.framework(&upcasters, ()),
             loan_store: db.store(&upcasters),
             order_store: db.store(&upcasters),

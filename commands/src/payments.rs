@@ -36,7 +36,7 @@ use aggregates::money::Money;
 use aggregates::order::{Order, OrderCommand, OrderStatus};
 use aggregates::payment::{Payment, PaymentCommand, PaymentError, PaymentMethod, PaymentStatus};
 use aggregates::vehicle::{Vehicle, VehicleCommand, VehicleStatus};
-use eventstore::{Cqrs, Database, EventLog, Store, Upcasters};
+use eventstore::{Cqrs, Database, Store, Upcasters};
 use uuid::Uuid;
 
 use crate::clock::{Clock, IdGenerator};
@@ -83,10 +83,7 @@ impl Payments {
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
-            sender: Sender::new(
-                db.clone(),
-                EventLog::new(db.pool().clone(), upcasters.clone()),
-            ),
+            sender: Sender::new(&db, &upcasters),
             payments: db.framework(&upcasters, ()),
             orders: db.framework(&upcasters, ()),
             vehicles: db.framework(&upcasters, ()),

@@ -3,7 +3,7 @@
 //! Every service in this crate sends through a [`Sender`].
 
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
-use eventstore::{CommandMetadata, Cqrs, Database, EventLog, RecordedEvent, Store};
+use eventstore::{CommandMetadata, Cqrs, Database, EventLog, RecordedEvent, Store, Upcasters};
 use uuid::Uuid;
 
 use crate::clock::IdGenerator;
@@ -72,8 +72,12 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(db: Database, log: EventLog) -> Self {
-        Self { db, log }
+    /// A sender over `db`, reading the log through the shared upcasters.
+    pub fn new(db: &Database, upcasters: &Upcasters) -> Self {
+        Self {
+            db: db.clone(),
+            log: EventLog::new(db.pool().clone(), upcasters.clone()),
+        }
     }
 
     pub fn db(&self) -> &Database {

@@ -547,10 +547,7 @@ macro_rules! first_step_only {
         let ledger = autosalon::Ledger::open(&database_url(&$dir.path().join("autosalon.db")))
             .await
             .unwrap();
-        let sender = commands::Sender::new(
-            ledger.db.clone(),
-            eventstore::EventLog::new(ledger.db.pool().clone(), ledger.upcasters.clone()),
-        );
+        let sender = commands::Sender::new(&ledger.db, &ledger.upcasters);
         let cqrs = ledger.db.framework::<$aggregate>(&ledger.upcasters, ());
         let ctx = commands::RequestContext::default();
         sender
