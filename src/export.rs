@@ -95,13 +95,26 @@ pub async fn export(
     };
     // One read transaction: the checkpoint and every table as of one instant.
     let mut tx = pool.begin().await.context("opening a read transaction")?;
-    let position: i64 =
-        sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = $1")
+    let checkpoint: Option<(i64, i64)> =
+        sqlx::query_as("SELECT position, version FROM log_checkpoints WHERE consumer = $1")
             .bind(projection)
             .fetch_optional(&mut *tx)
             .await
-            .context("reading the checkpoint")?
-            .unwrap_or(0);
+            .context("reading the checkpoint")?;
+    let Some((position, version)) = checkpoint else {
+        bail!(
+            "the read model {projection} was never built in this database: run `autosalon serve` or `autosalon rebuild {projection}` first"
+        );
+    };
+    // Export only reads: a read model built by another version of this program has other tables,
+    // and it is that program's (or `rebuild`'s) business to replace them, never an export's.
+    if version != projector.version() {
+        bail!(
+            "the read model {projection} in this database is version {version}, this program's is {}; \
+             export it with the matching program, or rebuild it first",
+            projector.version()
+        );
+    }
     let mut tables = Vec::new();
     for name in projector.tables() {
         tables.push(

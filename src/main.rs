@@ -102,9 +102,11 @@ async fn main() -> anyhow::Result<()> {
             output,
             database,
         } => {
-            let ledger = Ledger::open(&database.database_url).await?;
+            // Read only: no migrations, no projector preparation (which could reset a read model
+            // a running server is using).
+            let db = eventstore::Database::connect(&database.database_url).await?;
             let exported =
-                autosalon::export::export(ledger.db.pool(), &projection, format, output.as_deref())
+                autosalon::export::export(db.pool(), &projection, format, output.as_deref())
                     .await?;
             for (table, rows) in &exported.rows {
                 eprintln!("{projection}: {table}: {rows} rows");

@@ -177,3 +177,31 @@ async fn exported_files_parse_back_to_the_tables_and_state_their_position() {
         assert!(refused.contains(projector.name()), "{refused}");
     }
 }
+
+#[tokio::test]
+async fn a_read_model_of_another_version_is_refused_and_left_untouched() {
+    let dir = temp_dir();
+    let path = dir.path().join("autosalon.db");
+    let app = spawn_app(&dir).await;
+    two_customers(&app).await;
+    app.stop().await;
+    let ledger = Ledger::open(&database_url(&path)).await.unwrap();
+    ledger.projections.catch_up_all().await.unwrap();
+    // As if another build of the program had made this read model.
+    sqlx::query("UPDATE log_checkpoints SET version = 99 WHERE consumer = 'catalog'")
+        .execute(ledger.db.pool())
+        .await
+        .unwrap();
+    let before = text_rows(&ledger, "catalog_vehicles").await;
+    let err = export(
+        ledger.db.pool(),
+        "catalog",
+        ExportFormat::Jsonl,
+        Some(&dir.path().join("x.jsonl")),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("version 99"), "{err}");
+    assert_eq!(text_rows(&ledger, "catalog_vehicles").await, before);
+    assert!(!dir.path().join("x.jsonl").exists(), "nothing is written");
+}
