@@ -122,6 +122,7 @@ const SCHEMA: &[&str] = &[
         refund_minor      integer NOT NULL,
         cancelled_on      text,
         premium_paid_day  text,
+        cancelled_day     text,
         claims_paid_minor integer NOT NULL
     ) STRICT",
     "CREATE INDEX IF NOT EXISTS report_policies_month ON report_policies (issue_month, insurer)",
@@ -141,7 +142,7 @@ impl Projector for Reports {
     }
 
     fn version(&self) -> i64 {
-        2
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -524,13 +525,16 @@ async fn apply_policy(
         PolicyEvent::PolicyCancelled {
             cancelled_on,
             refund,
+            cancelled_at,
             ..
         } => sqlx::query(
-            "UPDATE report_policies SET status = $1, refund_minor = $2, cancelled_on = $3 WHERE policy_id = $4",
+            "UPDATE report_policies SET status = $1, refund_minor = $2, cancelled_on = $3, cancelled_day = $4
+              WHERE policy_id = $5",
         )
         .bind(PolicyStatus::Cancelled.as_str())
         .bind(refund.minor_units())
         .bind(cancelled_on.to_string())
+        .bind(business_day(cancelled_at).to_string())
         .bind(id),
         PolicyEvent::PolicyExpired { .. } => {
             sqlx::query("UPDATE report_policies SET status = $1 WHERE policy_id = $2")

@@ -430,7 +430,9 @@ pub async fn customer_statement(
            FROM ledger_lines l JOIN ledger_entries e ON e.position = l.position
           WHERE l.customer_id = $1 AND l.account_code IN ('1100', '1200', '2100')
             AND ($2 IS NULL OR e.business_date < $3)
-          ORDER BY l.position, l.line_no",
+          -- By business date first: the opening balance is the sum of every line dated before the
+          -- period, even when a later-dated line was committed first.
+          ORDER BY e.business_date, l.position, l.line_no",
     )
     .bind(&id)
     .bind(to.map(|date| date.0.to_string()))

@@ -410,7 +410,7 @@ pub struct CommissionSettlementRow {
     pub premiums: Money,
     /// Commission earned on them (the rate recorded at issue; earned when the premium is paid).
     pub commission: Money,
-    /// Policies (of any issue month) whose cancellation takes effect in the month.
+    /// Policies (of any issue month) cancelled in the month (business day of the cancellation).
     pub cancellations: i64,
     /// Commission given back for those cancellations: per policy, `commission × refund / premium`,
     /// rounded to kopecks half away from zero.
@@ -458,10 +458,11 @@ pub async fn commission_settlement(
     .bind(&end)
     .fetch_all(snapshot.conn())
     .await?;
-    // Cancellations taking effect in the month: the clawback.
+    // Cancellations made in the month (business day of `cancelled_at`, as the ledger posts the
+    // claw-back): the clawback.
     let cancelled: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT insurer, currency, premium_minor, commission_minor, refund_minor
-           FROM report_policies WHERE cancelled_on >= $1 AND cancelled_on < $2",
+           FROM report_policies WHERE cancelled_day >= $1 AND cancelled_day < $2",
     )
     .bind(&start)
     .bind(&end)
