@@ -195,13 +195,28 @@ impl Loans {
         self.send(ctx, id, command, "DecideLoan", idempotency).await
     }
 
+    /// Rejects an application by hand. Refused once the principal has reached the order as a CREDIT
+    /// payment (a disbursement stopped half-way): that money is the loan's, and retrying
+    /// `disburseLoan` completes it.
     pub async fn reject(
         &self,
+        payments: &crate::Payments,
         ctx: &RequestContext,
         id: Uuid,
         reason: String,
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
+        if let Some(written) = self.sender.replay(id, idempotency).await? {
+            return Ok(written);
+        }
+        let credit = payments.payment(credit_payment_id(id)).await?;
+        if credit.status() != aggregates::payment::PaymentStatus::NotInitiated {
+            return Err(CommandError::Validation(format!(
+                "loan {id} has already paid its principal to its order (payment {}): finish the \
+                 disbursement with disburseLoan instead of rejecting it",
+                credit_payment_id(id)
+            )));
+        }
         let command = LoanCommand::Reject {
             reason,
             rejected_at: self.now(),
@@ -255,7 +270,7 @@ impl Loans {
                     "approved loan {id} has no order or principal"
                 )));
             };
-            let payment_id = Uuid::new_v5(&CREDIT_PAYMENT_NAMESPACE, id.as_bytes());
+            let payment_id = credit_payment_id(id);
             payments
                 .record_credit_disbursement(ctx, payment_id, order_id, id, principal, None)
                 .await?;
@@ -441,6 +456,11 @@ fn score(score: i32) -> ApiResult<u16> {
 /// The CREDIT payment that carries a loan's principal to its order has the id UUIDv5(this, loan id).
 const CREDIT_PAYMENT_NAMESPACE: Uuid = Uuid::from_u128(0x8a41_0c3e_7d25_4f96_b1e8_5c0d_93a7_2b64);
 
+/// The id of the CREDIT payment that carries loan `id`'s principal to its order.
+pub fn credit_payment_id(id: Uuid) -> Uuid {
+    Uuid::new_v5(&CREDIT_PAYMENT_NAMESPACE, id.as_bytes())
+}
+
 /// Loan applications, decisions, disbursement and repayments.
 #[derive(Default)]
 pub struct LoansMutation;
@@ -562,8 +582,11 @@ impl LoansMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<LoanPayload> {
         let key = idempotency(idempotency_key, "rejectLoan", &(id, &reason))?;
+        let payments = ctx
+            .data::<std::sync::Arc<crate::Payments>>()
+            .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))?;
         let written = loans(ctx)?
-            .reject(&caller(ctx), id, reason, key.as_ref())
+            .reject(payments, &caller(ctx), id, reason, key.as_ref())
             .await
             .map_err(to_api)?;
         Ok(loan_payload(ctx, written).await?)

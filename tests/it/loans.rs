@@ -484,3 +484,77 @@ async fn bad_loan_input_is_refused_and_nothing_is_written() {
     assert_eq!(error_codes(&unknown), ["NOT_FOUND"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_loan_whose_principal_already_reached_the_order_cannot_be_rejected() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    a_confirmed_order(&app).await;
+    step(
+        &app,
+        &apply_mutation(),
+        json!({ "input": application(LOAN, 820) }),
+    )
+    .await;
+    for mutation in ["submitLoanApplication", "startLoanReview"] {
+        step(&app, &by_id(mutation, "", ""), json!({ "id": LOAN })).await;
+    }
+    step(
+        &app,
+        &by_id("decideLoan", "", ", input: {}"),
+        json!({ "id": LOAN }),
+    )
+    .await;
+    app.stop().await;
+
+    // A disbursement stopped after its first step: the principal is on the order, the loan approved.
+    let ledger = autosalon::Ledger::open(&database_url(&dir.path().join("autosalon.db")))
+        .await
+        .unwrap();
+    let payments = commands::Payments::new(
+        ledger.db.clone(),
+        ledger.upcasters.clone(),
+        std::sync::Arc::new(commands::clock::SystemClock),
+        std::sync::Arc::new(commands::clock::UuidV7),
+    );
+    let loan: uuid::Uuid = LOAN.parse().unwrap();
+    let principal = aggregates::money::Money::new(
+        "1211250.00".parse().unwrap(),
+        aggregates::money::Currency::RUB,
+    )
+    .unwrap();
+    payments
+        .record_credit_disbursement(
+            &commands::RequestContext::default(),
+            commands::loans::credit_payment_id(loan),
+            ORDER.parse().unwrap(),
+            loan,
+            principal,
+            None,
+        )
+        .await
+        .unwrap();
+    ledger.db.close().await;
+
+    let app = spawn_app(&dir).await;
+    refused(
+        &app,
+        &by_id("rejectLoan", ", $reason: String!", ", reason: $reason"),
+        json!({ "id": LOAN, "reason": "changed our minds" }),
+        "VALIDATION",
+    )
+    .await;
+    // Retrying the disbursement finishes it instead.
+    let done = step(
+        &app,
+        &by_id(
+            "disburseLoan",
+            "",
+            ", idempotencyKey: \"disburse-after-stop\"",
+        ),
+        json!({ "id": LOAN }),
+    )
+    .await;
+    assert_eq!(done["loan"]["status"], "ACTIVE", "{done}");
+    app.stop().await;
+}
