@@ -43,7 +43,7 @@ use uuid::Uuid;
 pub use error::{ApiError, ApiResult, codes};
 
 use crate::audit::{AggregateType, EventConnection, LogCursor};
-use crate::page::{Page, TotalCount};
+use crate::page::Page;
 use crate::scalars::Position;
 use crate::vehicles::{CatalogCount, CatalogGrouping, VehicleFilter};
 
@@ -137,7 +137,7 @@ impl SalesQuery {
         async_graphql::connection::Connection<
             async_graphql::connection::OpaqueCursor<(i64, String)>,
             vehicles::Vehicle,
-            TotalCount,
+            vehicles::CatalogPage,
         >,
     > {
         let page = Page::new(first, after)?;

@@ -5,8 +5,9 @@ use async_graphql::{ComplexObject, Context, Enum, InputObject, SimpleObject};
 use eventstore::DbPool;
 use uuid::Uuid;
 
-use crate::page::{Page, TotalCount};
-use crate::scalars::{Currency, DateTime, Decimal, Money};
+use crate::page::Page;
+use crate::scalars::{Currency, DateTime, Decimal, Money, Position};
+use crate::snapshot::Snapshot;
 use crate::{ApiError, ApiResult};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,6 +237,15 @@ pub struct CatalogCount {
     pub count: i64,
 }
 
+/// Connection fields of the vehicles list.
+#[derive(SimpleObject, Clone, Copy, Debug)]
+pub struct CatalogPage {
+    /// How many vehicles match in all.
+    pub total_count: i64,
+    /// The log position the count and this page reflect (read in one snapshot).
+    pub reflects_position: Position,
+}
+
 /// Sort key of the vehicles list: arrival in stock, then id.
 type VehicleCursor = OpaqueCursor<(i64, String)>;
 
@@ -330,7 +340,7 @@ pub async fn search(
     pool: &DbPool,
     filter: &VehicleFilter,
     page: Page<VehicleCursor>,
-) -> ApiResult<Connection<VehicleCursor, Vehicle, TotalCount, EmptyFields>> {
+) -> ApiResult<Connection<VehicleCursor, Vehicle, CatalogPage, EmptyFields>> {
     let bound = bind_filter(filter)?;
     if let (Some(from), Some(to)) = (bound.year_from, bound.year_to) {
         if from > to {
@@ -339,9 +349,12 @@ pub async fn search(
             )));
         }
     }
+    // The count, the page and the position, all from one snapshot: they describe the same catalog.
+    let mut snapshot = Snapshot::open(pool).await?;
+    let reflects_position = snapshot.position("catalog").await?;
     let count_sql = format!("SELECT count(*) FROM catalog_vehicles WHERE {FILTER}");
     let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), bound)
-        .fetch_one(pool)
+        .fetch_one(snapshot.conn())
         .await?;
     let (after_position, after_id) = page
         .after
@@ -358,13 +371,16 @@ pub async fn search(
         .bind(after_position)
         .bind(after_id)
         .bind(page.fetch_limit())
-        .fetch_all(pool)
+        .fetch_all(snapshot.conn())
         .await?;
     let has_next = rows.len() > page.first;
     let mut connection = Connection::with_additional_fields(
         page.has_previous,
         has_next,
-        TotalCount { total_count: total },
+        CatalogPage {
+            total_count: total,
+            reflects_position: Position(reflects_position),
+        },
     );
     for row in rows.into_iter().take(page.first) {
         let cursor = OpaqueCursor((row.stocked_position, row.vehicle_id.clone()));

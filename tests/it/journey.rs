@@ -273,6 +273,14 @@ async fn catalog_filters_and_pages_through_vehicles() {
         )
         .await;
     assert_eq!(filtered["vehicles"]["totalCount"], 1);
+    let stated = app
+        .ok("{ vehicles { totalCount reflectsPosition } }", json!({}))
+        .await;
+    assert_eq!(
+        stated["vehicles"],
+        json!({ "totalCount": 4, "reflectsPosition": 4 }),
+        "four stockings, four events: the count reflects all of them"
+    );
     assert_eq!(
         filtered["vehicles"]["edges"][0]["node"]["vin"],
         "XTA210990Y2766383"
