@@ -550,9 +550,7 @@ pub struct BookingPayload {
 pub struct BookingsMutation;
 
 fn bookings<'a>(ctx: &Context<'a>) -> ApiResult<&'a Bookings> {
-    ctx.data::<Arc<Bookings>>()
-        .map(|b| b.as_ref())
-        .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+    crate::mutations::service(ctx)
 }
 
 fn workshop(err: impl Into<WorkshopError>) -> ApiError {

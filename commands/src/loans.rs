@@ -430,9 +430,7 @@ pub struct LoanPayload {
 }
 
 fn loans<'a>(ctx: &Context<'a>) -> ApiResult<&'a Loans> {
-    ctx.data::<Arc<Loans>>()
-        .map(|loans| loans.as_ref())
-        .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+    crate::mutations::service(ctx)
 }
 
 async fn loan_payload(ctx: &Context<'_>, written: Written) -> ApiResult<LoanPayload> {
@@ -582,9 +580,7 @@ impl LoansMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<LoanPayload> {
         let key = idempotency(idempotency_key, "rejectLoan", &(id, &reason))?;
-        let payments = ctx
-            .data::<std::sync::Arc<crate::Payments>>()
-            .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))?;
+        let payments = crate::mutations::service::<crate::Payments>(ctx)?;
         let written = loans(ctx)?
             .reject(payments, &caller(ctx), id, reason, key.as_ref())
             .await
@@ -601,9 +597,7 @@ impl LoansMutation {
         idempotency_key: String,
     ) -> async_graphql::Result<LoanPayload> {
         let key = idempotency(Some(idempotency_key), "disburseLoan", &id)?;
-        let payments = ctx
-            .data::<std::sync::Arc<crate::Payments>>()
-            .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))?;
+        let payments = crate::mutations::service::<crate::Payments>(ctx)?;
         let written = loans(ctx)?
             .disburse_to_order(payments, &caller(ctx), id, key.as_ref())
             .await

@@ -134,10 +134,15 @@ pub struct OrderPayload {
 #[derive(Default)]
 pub struct SalesMutation;
 
-pub fn dealership<'a>(ctx: &Context<'a>) -> ApiResult<&'a Dealership> {
-    ctx.data::<std::sync::Arc<Dealership>>()
-        .map(|d| d.as_ref())
+/// A command service the schema was built with (`.data(Arc::new(service))` in the app).
+pub fn service<'a, T: Send + Sync + 'static>(ctx: &Context<'a>) -> ApiResult<&'a T> {
+    ctx.data::<std::sync::Arc<T>>()
+        .map(|service| service.as_ref())
         .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+}
+
+pub fn dealership<'a>(ctx: &Context<'a>) -> ApiResult<&'a Dealership> {
+    service(ctx)
 }
 
 pub fn caller(ctx: &Context<'_>) -> RequestContext {

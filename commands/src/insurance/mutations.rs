@@ -82,9 +82,7 @@ pub struct InsuranceClaimPayload {
 pub struct InsuranceMutation;
 
 fn insurance<'a>(ctx: &Context<'a>) -> ApiResult<&'a Insurance> {
-    ctx.data::<std::sync::Arc<Insurance>>()
-        .map(|service| service.as_ref())
-        .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+    crate::mutations::service(ctx)
 }
 
 /// A strict ISO date: exactly `YYYY-MM-DD`.

@@ -8,7 +8,6 @@
 //! debug log of the input could carry it.
 
 use std::fmt;
-use std::sync::Arc;
 
 use aggregates::payment::{CardLast4, PaymentMethod as DomainMethod};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
@@ -84,9 +83,7 @@ pub struct PaymentPayload {
 pub struct PaymentsMutation;
 
 fn payments<'a>(ctx: &Context<'a>) -> ApiResult<&'a Payments> {
-    ctx.data::<Arc<Payments>>()
-        .map(|p| p.as_ref())
-        .map_err(|err| ApiError::internal(format!("schema data missing: {}", err.message)))
+    crate::mutations::service(ctx)
 }
 
 /// The key of a money-moving mutation: required, so always present.
