@@ -17,9 +17,15 @@ pub const STATEMENTS: &[&str] = &[
         INSERT INTO vehicle_vins (vin, vehicle_id)
         VALUES (json_extract(NEW.payload, '$.VehicleStocked.vin'), NEW.aggregate_id);
      END",
-    // Claims VINs stocked before the guard existed (no-op on a database that always had it).
-    "INSERT OR IGNORE INTO vehicle_vins (vin, vehicle_id)
+];
+
+/// Claims the VINs of vehicles stocked before the guard existed. Run once, when the trigger is
+/// installed: afterwards the trigger claims every VIN as it is stocked, so re-scanning the whole
+/// event log at every start would only cost time.
+pub const BACKFILL: &str = "INSERT OR IGNORE INTO vehicle_vins (vin, vehicle_id)
      SELECT json_extract(payload, '$.VehicleStocked.vin'), aggregate_id
        FROM events
-      WHERE aggregate_type = 'Vehicle' AND event_type = 'VehicleStocked'",
-];
+      WHERE aggregate_type = 'Vehicle' AND event_type = 'VehicleStocked'";
+
+/// The trigger whose presence says the guard is installed.
+pub const TRIGGER: &str = "vehicle_vins_claim";
