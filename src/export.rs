@@ -19,10 +19,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use eventstore::DbPool;
+use eventstore::{Backend, DbPool};
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, TypeInfo, ValueRef};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row, TypeInfo, ValueRef};
 
 /// How the rows are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +94,11 @@ pub async fn export(
         );
     };
     // One read transaction: the checkpoint and every table as of one instant.
-    let mut tx = pool.begin().await.context("opening a read transaction")?;
+    let backend = Backend::of(pool);
+    let mut tx = pool
+        .begin_with(backend.begin_snapshot())
+        .await
+        .context("opening a read transaction")?;
     let checkpoint: Option<(i64, i64)> =
         sqlx::query_as("SELECT position, version FROM log_checkpoints WHERE consumer = $1")
             .bind(projection)
@@ -118,7 +122,7 @@ pub async fn export(
     let mut tables = Vec::new();
     for name in projector.tables() {
         tables.push(
-            read_table(&mut tx, name)
+            read_table(&mut tx, backend, name)
                 .await
                 .with_context(|| format!("reading table {name}"))?,
         );
@@ -141,17 +145,46 @@ pub async fn export(
     })
 }
 
-async fn read_table(conn: &mut SqliteConnection, name: &str) -> anyhow::Result<Table> {
+/// The columns of a table, in their declared order.
+pub async fn table_columns(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    name: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+        Backend::Postgres => {
+            "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+              WHERE table_schema = current_schema() AND table_name = $1
+              ORDER BY ordinal_position"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+}
+
+async fn read_table(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    name: &str,
+) -> anyhow::Result<Table> {
     // `name` comes from a projector's own table list, never from input.
-    let columns: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid")
-            .bind(name)
-            .fetch_all(&mut *conn)
-            .await?;
+    let columns = table_columns(conn, backend, name).await?;
     if columns.is_empty() {
         bail!("table {name} does not exist (has the database been migrated?)");
     }
-    let records: Vec<SqliteRow> = sqlx::query(&format!("SELECT * FROM {name} ORDER BY rowid"))
+    // Rows in the order they were written on SQLite; PostgreSQL has no such order, so there they
+    // are sorted by every column, which is as stable.
+    let order = match backend {
+        Backend::Sqlite => "rowid".to_string(),
+        Backend::Postgres => (1..=columns.len())
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let records: Vec<AnyRow> = sqlx::query(&format!("SELECT * FROM {name} ORDER BY {order}"))
         .fetch_all(&mut *conn)
         .await?;
     let mut rows = Vec::with_capacity(records.len());
@@ -170,14 +203,14 @@ async fn read_table(conn: &mut SqliteConnection, name: &str) -> anyhow::Result<T
 }
 
 /// Reads one value by its stored (dynamic) type, not the declared one.
-fn cell(row: &SqliteRow, index: usize) -> anyhow::Result<Cell> {
+fn cell(row: &AnyRow, index: usize) -> anyhow::Result<Cell> {
     let raw = row.try_get_raw(index)?;
     if raw.is_null() {
         return Ok(Cell::Null);
     }
     let kind = raw.type_info().name().to_string();
     match kind.as_str() {
-        "INTEGER" => Ok(Cell::Integer(row.try_get(index)?)),
+        "INTEGER" | "BIGINT" | "SMALLINT" => Ok(Cell::Integer(row.try_get(index)?)),
         "TEXT" => Ok(Cell::Text(row.try_get(index)?)),
         other => bail!("stored type {other} is not exported (read models hold INTEGER and TEXT)"),
     }

@@ -50,23 +50,7 @@ impl Dealership {
 
     /// Creates the write-side guards (idempotent): constraints that must hold across aggregates.
     pub async fn install_guards(db: &Database) -> Result<(), CommandError> {
-        let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
-        let installed: bool = sqlx::query_scalar(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'trigger' AND name = $1",
-        )
-        .bind(crate::guards::TRIGGER)
-        .fetch_one(&mut *tx)
-        .await?;
-        for statement in crate::guards::STATEMENTS {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        if !installed {
-            sqlx::query(crate::guards::BACKFILL)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        crate::guards::install(db).await
     }
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -1,24 +1,52 @@
-//! Opening the database: durability pragmas set on every connection and asserted once at start-up,
-//! embedded migrations, and the in-process "events were appended" signal.
+//! Opening the database: the backend chosen by the URL, durability settings asserted at start-up,
+//! embedded migrations, and the "events were appended" / "a checkpoint moved" signals (in-process,
+//! and across processes by LISTEN/NOTIFY on PostgreSQL).
+//!
+//! Two pools point at the same database. The *native* pool (`sqlx::Sqlite` or `sqlx::Postgres`) is
+//! what sqlite-es or postgres-es appends through. The [`DbPool`] (`sqlx::Any`) is what everything
+//! above this crate uses: the log readers, the projectors and the queries. Their SQL is written once,
+//! with `$N` placeholders and types both backends share (TEXT, BIGINT/INTEGER), never against a
+//! driver by name; [`Backend`] covers the few statements that must differ.
 
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Executor, Transaction};
 use tokio::sync::watch;
 
-/// The SQL backend. Read-model SQL above this crate is written against this alias (with `$N`
-/// placeholders and portable types), never against a driver by name.
-pub type Db = sqlx::Sqlite;
+use crate::leases::Leases;
+
+/// The SQL interface every layer above the store uses, whatever the backend.
+pub type Db = sqlx::Any;
 /// A pool of connections to [`Db`].
-pub type DbPool = sqlx::Pool<Db>;
+pub type DbPool = sqlx::AnyPool;
 
 /// How long a connection waits for SQLite's single write lock before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// SQLite serves readers in parallel (WAL) and one writer; more connections only queue.
-const MAX_CONNECTIONS: u32 = 8;
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// PostgreSQL connections per pool and server (two pools: appends, and reads/projections).
+const POSTGRES_MAX_CONNECTIONS: u32 = 10;
+/// How long a request waits for a free connection before it fails.
+const ACQUIRE_TIMEOUT_SECS: u64 = 10;
 /// `PRAGMA synchronous` reports FULL as 2.
 const SYNCHRONOUS_FULL: i64 = 2;
+
+/// NOTIFY channel of the append trigger (PostgreSQL migration `0001`).
+pub const EVENTS_CHANNEL: &str = "autosalon_events";
+/// NOTIFY channel of the checkpoint trigger (PostgreSQL migration `0001`).
+pub const CHECKPOINTS_CHANNEL: &str = "autosalon_checkpoints";
+/// First key of every advisory lock the application takes (`'AUTO'` as an int4), so its locks never
+/// collide with another application's in the same database.
+pub const LOCK_NAMESPACE: i32 = 0x4155_544f;
+/// Second key of the advisory lock that serialises schema changes (read-model resets, guards).
+const SCHEMA_LOCK: i32 = 2;
 
 /// Failures of the store itself (never of a domain rule).
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +55,9 @@ pub enum StoreError {
     #[error("invalid database URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     /// A durability setting is not what an acknowledged command needs to survive power loss.
-    #[error("durability check failed: PRAGMA {pragma} is {found}, expected {expected}")]
+    #[error("durability check failed: {setting} is {found}, expected {expected}")]
     Durability {
-        pragma: &'static str,
+        setting: &'static str,
         expected: String,
         found: String,
     },
@@ -44,81 +72,242 @@ pub enum StoreError {
     Decode { position: i64, reason: String },
 }
 
-/// The event store's database: a connection pool plus the append signal that wakes projectors.
+/// Which database the URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded file (`sqlite://PATH`): one machine, one writer.
+    Sqlite,
+    /// A PostgreSQL server (`postgres://…`): several servers may share it.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            _ => Err(StoreError::InvalidUrl {
+                url: redact(url),
+                reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
+            }),
+        }
+    }
+
+    /// The backend a [`DbPool`] is connected to.
+    pub fn of(pool: &DbPool) -> Self {
+        match pool.connect_options().database_url.scheme() {
+            "postgres" | "postgresql" => Self::Postgres,
+            _ => Self::Sqlite,
+        }
+    }
+
+    /// Its name, as health checks report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// The statement opening a transaction that writes read models. SQLite's IMMEDIATE takes the write
+    /// lock up front, so a value read at the start cannot go stale; PostgreSQL locks rows as it goes.
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
+    /// The statement opening a read-only transaction whose every statement sees one instant. SQLite's
+    /// WAL gives any transaction that; PostgreSQL needs REPEATABLE READ.
+    pub fn begin_snapshot(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN",
+            Self::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        }
+    }
+
+    /// Rewrites a read-model `CREATE TABLE` written for SQLite (STRICT, INTEGER, REAL, BLOB) for this
+    /// backend: PostgreSQL gets BIGINT for INTEGER (every integer column holds an `i64`), DOUBLE
+    /// PRECISION for REAL and BYTEA for BLOB. Other statements pass through unchanged.
+    pub fn ddl(self, statement: &str) -> String {
+        match self {
+            Self::Sqlite => statement.to_string(),
+            Self::Postgres => postgres_ddl(statement),
+        }
+    }
+}
+
+fn postgres_ddl(statement: &str) -> String {
+    let mut out = String::with_capacity(statement.len() + 16);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let replaced = match word.to_ascii_uppercase().as_str() {
+            "INTEGER" | "INT" => "BIGINT",
+            "REAL" => "DOUBLE PRECISION",
+            "BLOB" => "BYTEA",
+            "STRICT" => "",
+            _ => word.as_str(),
+        };
+        out.push_str(replaced);
+        word.clear();
+    };
+    let mut quoted = false;
+    for ch in statement.chars() {
+        if ch == '\'' {
+            quoted = !quoted;
+        }
+        if !quoted && (ch.is_ascii_alphanumeric() || ch == '_') {
+            word.push(ch);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut word, &mut out);
+    out.trim_end().trim_end_matches(',').trim_end().to_string()
+}
+
+/// The driver-specific pool the cqrs-es repository appends through.
+#[derive(Clone, Debug)]
+pub(crate) enum NativePool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Signals shared by every clone of a [`Database`].
+#[derive(Debug)]
+struct Signals {
+    /// Bumped after every append this process makes, or hears of (NOTIFY).
+    appended: watch::Sender<u64>,
+    /// Bumped when another process reports that a projector moved its checkpoint (NOTIFY).
+    checkpoints: watch::Sender<u64>,
+}
+
+/// The event store's database: the pools, the backend, the wake-up signals and the projector leases.
 #[derive(Clone, Debug)]
 pub struct Database {
+    backend: Backend,
     pool: DbPool,
-    /// Bumped after every successful append in this process, so consumers wake at once instead of
-    /// waiting for their safety-net poll.
-    appended: watch::Sender<u64>,
+    native: NativePool,
+    signals: Arc<Signals>,
+    leases: Arc<Leases>,
+    listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Database {
-    /// Opens (creating if missing) the database at `url`, e.g. `sqlite://autosalon.db`, with WAL,
-    /// `synchronous=FULL`, a busy timeout and foreign keys on every connection, then asserts the
-    /// durability pragmas actually took effect.
+    /// Opens the database at `url`:
+    /// - `sqlite://PATH` (created if missing) with WAL, `synchronous=FULL`, a busy timeout and foreign
+    ///   keys on every connection;
+    /// - `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (the database must exist), listening for other
+    ///   servers' appends and checkpoint moves.
+    ///
+    /// Either way the durability settings are asserted before anything else happens.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|err| StoreError::InvalidUrl {
-                url: url.to_string(),
-                reason: err.to_string(),
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
-            .await?;
-        let database = Self {
-            pool,
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let invalid = |err: sqlx::Error| StoreError::InvalidUrl {
+            url: redact(url),
+            reason: err.to_string(),
+        };
+        let signals = Arc::new(Signals {
             appended: watch::channel(0).0,
+            checkpoints: watch::channel(0).0,
+        });
+        let database = match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(invalid)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+                    .foreign_keys(true);
+                let native = SqlitePoolOptions::new()
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .connect_with(options)
+                    .await?;
+                // The file exists now; the Any driver takes its options from the URL only, so the
+                // same pragmas are set on each of its connections as it opens.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(SQLITE_MAX_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
+                Self {
+                    backend,
+                    pool,
+                    native: NativePool::Sqlite(native),
+                    signals,
+                    leases: Arc::new(Leases::local()),
+                    listener: Arc::default(),
+                }
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(invalid)?
+                    .application_name("autosalon");
+                let native = PgPoolOptions::new()
+                    .max_connections(POSTGRES_MAX_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .connect_with(options.clone())
+                    .await?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_MAX_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .connect(url)
+                    .await?;
+                Self {
+                    backend,
+                    pool,
+                    native: NativePool::Postgres(native),
+                    signals,
+                    leases: Arc::new(Leases::postgres(options)),
+                    listener: Arc::default(),
+                }
+            }
         };
         database.assert_durability().await?;
+        if let NativePool::Postgres(pool) = &database.native {
+            let task = tokio::spawn(listen(pool.clone(), Arc::downgrade(&database.signals)));
+            *database.listener.lock().expect("listener slot") = Some(task);
+        }
         Ok(database)
+    }
+
+    /// The backend this database runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Refuses to run when the settings that make an acknowledged command durable are off.
     pub async fn assert_durability(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await?;
-        if !journal.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Durability {
-                pragma: "journal_mode",
-                expected: "wal".into(),
-                found: journal,
-            });
+        match &self.native {
+            NativePool::Sqlite(pool) => assert_sqlite_durability(pool).await,
+            NativePool::Postgres(pool) => assert_postgres_durability(pool).await,
         }
-        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await?;
-        if synchronous != SYNCHRONOUS_FULL {
-            return Err(StoreError::Durability {
-                pragma: "synchronous",
-                expected: "2 (FULL)".into(),
-                found: synchronous.to_string(),
-            });
-        }
-        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-            .fetch_one(&mut *conn)
-            .await?;
-        if foreign_keys != 1 {
-            return Err(StoreError::Durability {
-                pragma: "foreign_keys",
-                expected: "1".into(),
-                found: foreign_keys.to_string(),
-            });
-        }
-        Ok(())
     }
 
-    /// Applies the embedded event-store migrations (idempotent).
+    /// Applies the embedded event-store migrations of this backend (idempotent; on PostgreSQL several
+    /// servers starting at once take turns, under sqlx's migration lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        match &self.native {
+            NativePool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            NativePool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
         Ok(())
     }
 
@@ -127,20 +316,233 @@ impl Database {
         &self.pool
     }
 
+    pub(crate) fn native(&self) -> &NativePool {
+        &self.native
+    }
+
+    /// Which projectors this server runs (see [`Leases`]).
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Opens a transaction for changing read-model schemas and checkpoints (resets, rebuilds, guards).
+    /// On SQLite it holds the write lock; on PostgreSQL it also takes an advisory lock, so several
+    /// servers starting together change one schema at a time.
+    pub async fn begin_exclusive(&self) -> Result<Transaction<'static, Db>, sqlx::Error> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query(&format!(
+                "SELECT CAST(pg_advisory_xact_lock({LOCK_NAMESPACE}, {SCHEMA_LOCK}) AS TEXT)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx)
+    }
+
     /// Tells in-process consumers that new events were committed.
     pub fn notify_appended(&self) {
-        self.appended
-            .send_modify(|count| *count = count.wrapping_add(1));
+        bump(&self.signals.appended);
     }
 
-    /// A receiver that changes whenever [`Database::notify_appended`] is called.
+    /// A receiver that changes whenever events are appended (by this process or, on PostgreSQL, any).
     pub fn subscribe_appended(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
+        self.signals.appended.subscribe()
     }
 
-    /// Closes the pool, waiting for connections to be returned (used at shutdown and in tests that
-    /// reopen the same file).
+    /// A receiver that changes whenever another server reports a projector's checkpoint moved.
+    pub fn subscribe_checkpoints(&self) -> watch::Receiver<u64> {
+        self.signals.checkpoints.subscribe()
+    }
+
+    /// Closes the pools and stops listening, waiting for connections to be returned (used at shutdown
+    /// and in tests that reopen the same database).
     pub async fn close(&self) {
+        if let Some(task) = self.listener.lock().expect("listener slot").take() {
+            task.abort();
+        }
+        self.leases.release_all().await;
         self.pool.close().await;
+        match &self.native {
+            NativePool::Sqlite(pool) => pool.close().await,
+            NativePool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn bump(signal: &watch::Sender<u64>) {
+    signal.send_modify(|count| *count = count.wrapping_add(1));
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+async fn assert_sqlite_durability(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Durability {
+            setting: "PRAGMA journal_mode",
+            expected: "wal".into(),
+            found: journal,
+        });
+    }
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
+    if synchronous != SYNCHRONOUS_FULL {
+        return Err(StoreError::Durability {
+            setting: "PRAGMA synchronous",
+            expected: "2 (FULL)".into(),
+            found: synchronous.to_string(),
+        });
+    }
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await?;
+    if foreign_keys != 1 {
+        return Err(StoreError::Durability {
+            setting: "PRAGMA foreign_keys",
+            expected: "1".into(),
+            found: foreign_keys.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// `fsync` and `full_page_writes` must be on, and `synchronous_commit` anything but `off` (`local`,
+/// `remote_write`, `on` and `remote_apply` all flush the commit record to this server's disk before
+/// acknowledging it).
+async fn assert_postgres_durability(pool: &PgPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    for (setting, allowed, expected) in [
+        ("fsync", &["on"][..], "on"),
+        ("full_page_writes", &["on"][..], "on"),
+        (
+            "synchronous_commit",
+            &["on", "local", "remote_write", "remote_apply"][..],
+            "on (or local, remote_write, remote_apply)",
+        ),
+    ] {
+        let found: String = sqlx::query_scalar("SELECT current_setting($1)")
+            .bind(setting)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !allowed.contains(&found.as_str()) {
+            return Err(StoreError::Durability {
+                setting,
+                expected: expected.into(),
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Turns other servers' NOTIFYs into this process's signals. Notifications sent while the connection
+/// was down are lost, so every (re)connection also bumps both signals; the consumers' poll is the last
+/// safety net. Ends when the last [`Database`] clone is gone (or at [`Database::close`]).
+async fn listen(pool: PgPool, signals: Weak<Signals>) {
+    const RECONNECT_MS: u64 = 500;
+    const ALIVE_CHECK_SECS: u64 = 5;
+    while signals.strong_count() > 0 {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "LISTEN connection failed; retrying");
+                tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener
+            .listen_all([EVENTS_CHANNEL, CHECKPOINTS_CHANNEL])
+            .await
+        {
+            tracing::warn!(error = %err, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
+            continue;
+        }
+        let mut missed = true;
+        loop {
+            let Some(shared) = signals.upgrade() else {
+                return;
+            };
+            if std::mem::take(&mut missed) {
+                bump(&shared.appended);
+                bump(&shared.checkpoints);
+            }
+            drop(shared);
+            let received =
+                tokio::time::timeout(Duration::from_secs(ALIVE_CHECK_SECS), listener.try_recv())
+                    .await;
+            match received {
+                Err(_elapsed) => {}
+                Ok(Ok(Some(notification))) => {
+                    let Some(shared) = signals.upgrade() else {
+                        return;
+                    };
+                    if notification.channel() == CHECKPOINTS_CHANNEL {
+                        bump(&shared.checkpoints);
+                    } else {
+                        bump(&shared.appended);
+                    }
+                }
+                Ok(Ok(None)) => {
+                    // The connection dropped; the next receive reconnects.
+                    tracing::warn!("LISTEN connection lost; reconnecting");
+                    missed = true;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "LISTEN connection failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ddl_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_ddl_becomes_postgres_ddl() {
+        let sqlite = "CREATE TABLE IF NOT EXISTS t (id text PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0, \
+                      note text DEFAULT 'INTEGER STRICT', r REAL, b blob) STRICT";
+        assert_eq!(
+            Backend::Postgres.ddl(sqlite),
+            "CREATE TABLE IF NOT EXISTS t (id text PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0, \
+                      note text DEFAULT 'INTEGER STRICT', r DOUBLE PRECISION, b BYTEA)"
+        );
+        assert_eq!(Backend::Sqlite.ddl(sqlite), sqlite);
+    }
+
+    #[test]
+    fn urls_select_the_backend_and_passwords_never_show() {
+        assert_eq!(Backend::from_url("sqlite://a.db").unwrap(), Backend::Sqlite);
+        assert_eq!(
+            Backend::from_url("postgres://u:p@h/db").unwrap(),
+            Backend::Postgres
+        );
+        let err = Backend::from_url("mysql://u:secret@h/db").unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The event store: cqrs-es over sqlite-es, plus what those crates do not give us — one global,
+//! The event store: cqrs-es over sqlite-es (embedded) or postgres-es (PostgreSQL), plus what those crates do not give us — one global,
 //! commit-ordered log over every aggregate, a server-assigned `recorded_at`, command metadata on every
 //! event, immutability enforced by the database, and durability pragmas asserted at start-up.
 //!
@@ -13,11 +13,13 @@
 //! names an aggregate, an event type or a read model.
 
 pub mod database;
+pub mod leases;
 pub mod log;
 pub mod metadata;
 pub mod repository;
 
-pub use database::{Database, Db, DbPool, StoreError};
+pub use database::{Backend, Database, Db, DbPool, StoreError};
+pub use leases::Leases;
 pub use log::{EventLog, RecordedEvent};
 pub use metadata::CommandMetadata;
 pub use repository::{Cqrs, EventRepository, Store};

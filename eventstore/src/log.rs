@@ -6,9 +6,9 @@ use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
-use crate::{Db, DbPool, StoreError, Upcasters};
+use crate::{Backend, Db, DbPool, StoreError, Upcasters};
 
 /// The most events one read returns: bounds memory and transaction length for every consumer.
 pub const MAX_BATCH_EVENTS: u32 = 1_000;
@@ -46,7 +46,7 @@ impl RecordedEvent {
     }
 }
 
-const SELECT_RECORDED: &str = "
+const SELECT_RECORDED_SQLITE: &str = "
 SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type,
        e.event_version, e.payload, e.metadata, e.recorded_at
   FROM event_log l
@@ -54,16 +54,40 @@ SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_
                AND e.aggregate_id = l.aggregate_id
                AND e.sequence = l.sequence";
 
+/// PostgreSQL keeps payloads as `json` and `recorded_at` as `timestamptz`; both are read as text in
+/// the same shapes SQLite stores them (the JSON text, RFC 3339 UTC with a `Z`).
+const SELECT_RECORDED_POSTGRES: &str = r#"
+SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type,
+       e.event_version, CAST(e.payload AS TEXT) AS payload, CAST(e.metadata AS TEXT) AS metadata,
+       to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS recorded_at
+  FROM event_log l
+  JOIN events e ON e.aggregate_type = l.aggregate_type
+               AND e.aggregate_id = l.aggregate_id
+               AND e.sequence = l.sequence"#;
+
+fn select_recorded(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => SELECT_RECORDED_SQLITE,
+        Backend::Postgres => SELECT_RECORDED_POSTGRES,
+    }
+}
+
 /// Reads the global log. Cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
     pool: DbPool,
+    backend: Backend,
     upcasters: Upcasters,
 }
 
 impl EventLog {
     pub fn new(pool: DbPool, upcasters: Upcasters) -> Self {
-        Self { pool, upcasters }
+        let backend = Backend::of(&pool);
+        Self {
+            pool,
+            backend,
+            upcasters,
+        }
     }
 
     /// Up to `limit` (capped at [`MAX_BATCH_EVENTS`]) events after `after`, in commit order.
@@ -72,7 +96,7 @@ impl EventLog {
         after: i64,
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read_after(&self.pool, &self.upcasters, after, limit).await
+        read_after(&self.pool, self.backend, &self.upcasters, after, limit).await
     }
 
     /// The position of the newest event, 0 for an empty log.
@@ -96,10 +120,11 @@ impl EventLog {
         limit: u32,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
-            "{SELECT_RECORDED}
+            "{}
   WHERE l.aggregate_type = $1 AND l.aggregate_id = $2 AND l.sequence > $3
   ORDER BY l.sequence
-  LIMIT $4"
+  LIMIT $4",
+            select_recorded(self.backend)
         );
         let rows = sqlx::query(&sql)
             .bind(aggregate_type)
@@ -149,10 +174,11 @@ impl EventLog {
         key: &str,
     ) -> Result<Option<RecordedEvent>, StoreError> {
         let sql = format!(
-            "{SELECT_RECORDED}
+            "{}
   WHERE e.idempotency_key = $1
   ORDER BY l.global_position DESC
-  LIMIT 1"
+  LIMIT 1",
+            select_recorded(self.backend)
         );
         let row = sqlx::query(&sql)
             .bind(key)
@@ -166,6 +192,7 @@ impl EventLog {
 /// reads inside the transaction that will move its checkpoint).
 pub async fn read_after<'e, E>(
     executor: E,
+    backend: Backend,
     upcasters: &Upcasters,
     after: i64,
     limit: u32,
@@ -174,10 +201,11 @@ where
     E: sqlx::Executor<'e, Database = Db>,
 {
     let sql = format!(
-        "{SELECT_RECORDED}
+        "{}
   WHERE l.global_position > $1
   ORDER BY l.global_position
-  LIMIT $2"
+  LIMIT $2",
+        select_recorded(backend)
     );
     let rows = sqlx::query(&sql)
         .bind(after)
@@ -201,7 +229,7 @@ where
     )
 }
 
-fn decode_row(upcasters: &Upcasters, row: SqliteRow) -> Result<RecordedEvent, StoreError> {
+fn decode_row(upcasters: &Upcasters, row: AnyRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("global_position")?;
     let recorded_at: String = row.try_get("recorded_at")?;
     let recorded_at = DateTime::parse_from_rfc3339(&recorded_at)
@@ -220,8 +248,8 @@ fn decode_row(upcasters: &Upcasters, row: SqliteRow) -> Result<RecordedEvent, St
         aggregate_type: row.try_get("aggregate_type")?,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
+        payload: json(position, "payload", row.try_get("payload")?)?,
+        metadata: json(position, "metadata", row.try_get("metadata")?)?,
     };
     let current = upcast(upcasters, stored);
     Ok(RecordedEvent {
@@ -234,6 +262,13 @@ fn decode_row(upcasters: &Upcasters, row: SqliteRow) -> Result<RecordedEvent, St
         payload: current.payload,
         metadata: current.metadata,
         recorded_at,
+    })
+}
+
+fn json(position: i64, column: &str, text: String) -> Result<Value, StoreError> {
+    serde_json::from_str(&text).map_err(|err| StoreError::Decode {
+        position,
+        reason: format!("{column} is not JSON: {err}"),
     })
 }
 

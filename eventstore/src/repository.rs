@@ -1,14 +1,16 @@
 //! The backend seam for cqrs-es: [`EventRepository`] persists aggregates' events and snapshots.
-//! Today it wraps sqlite-es; PostgreSQL becomes a second variant delegating to postgres-es.
+//! One variant per backend: sqlite-es for the embedded file, postgres-es for PostgreSQL.
 
 use cqrs_es::persist::{
     PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
     SerializedSnapshot,
 };
 use cqrs_es::{Aggregate, CqrsFramework};
+use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 
+use crate::database::NativePool;
 use crate::{Database, Upcasters};
 
 /// A snapshot is written every this many events, so loading an aggregate reads at most this many
@@ -24,12 +26,21 @@ pub type Cqrs<A> = CqrsFramework<A, Store<A>>;
 pub enum EventRepository {
     /// The embedded default.
     Sqlite(SqliteEventRepository),
+    /// The production backend.
+    Postgres(PostgresEventRepository),
 }
 
 impl Database {
     /// The backend's repository for cqrs-es.
     pub fn event_repository(&self) -> EventRepository {
-        EventRepository::Sqlite(SqliteEventRepository::new(self.pool().clone()))
+        match self.native() {
+            NativePool::Sqlite(pool) => {
+                EventRepository::Sqlite(SqliteEventRepository::new(pool.clone()))
+            }
+            NativePool::Postgres(pool) => {
+                EventRepository::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
+        }
     }
 
     /// An event store for aggregate `A` with snapshots and the shared upcasters.
@@ -71,6 +82,7 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
+            Self::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
         }
     }
 
@@ -81,6 +93,7 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Self::Postgres(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
         }
     }
 
@@ -90,6 +103,7 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.get_snapshot::<A>(aggregate_id).await,
+            Self::Postgres(repo) => repo.get_snapshot::<A>(aggregate_id).await,
         }
     }
 
@@ -100,6 +114,7 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<(), PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.persist::<A>(events, snapshot_update).await,
+            Self::Postgres(repo) => repo.persist::<A>(events, snapshot_update).await,
         }
     }
 
@@ -109,12 +124,14 @@ impl PersistedEventRepository for EventRepository {
     ) -> Result<ReplayStream, PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.stream_events::<A>(aggregate_id).await,
+            Self::Postgres(repo) => repo.stream_events::<A>(aggregate_id).await,
         }
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         match self {
             Self::Sqlite(repo) => repo.stream_all_events::<A>().await,
+            Self::Postgres(repo) => repo.stream_all_events::<A>().await,
         }
     }
 }

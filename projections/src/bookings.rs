@@ -13,7 +13,7 @@ use aggregates::money::Money;
 use aggregates::vehicle::VehicleEvent;
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -83,14 +83,14 @@ impl Projector for Bookings {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     match event.aggregate_type.as_str() {
         "Booking" => apply_booking(conn, event).await,
         "Vehicle" => apply_vehicle(conn, event).await,
@@ -103,7 +103,7 @@ fn work_json(event: &RecordedEvent, work: &[String]) -> Result<String, Projectio
 }
 
 async fn apply_vehicle(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let VehicleEvent::VehicleServiceRecorded {
@@ -137,7 +137,7 @@ async fn apply_vehicle(
 }
 
 async fn apply_booking(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -252,12 +252,12 @@ fn day(slot: &Slot) -> String {
 
 /// Sets the status and the business time of the step in `column` (a fixed column name, never input).
 async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     status: BookingStatus,
     column: &'static str,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
     let sql = format!(
         "UPDATE bookings SET status = $1, {column} = $2, updated_at = $3, last_position = $4 WHERE booking_id = $5"
     );

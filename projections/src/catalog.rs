@@ -8,7 +8,7 @@
 use aggregates::vehicle::{Condition, VehicleEvent, VehicleStatus};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -87,14 +87,14 @@ impl Projector for Catalog {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.aggregate_type != "Vehicle" {
         return Ok(());
     }
@@ -218,11 +218,11 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
 }
 
 async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     status: VehicleStatus,
     order_id: Option<String>,
-) -> Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error> {
+) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
     sqlx::query(
         "UPDATE catalog_vehicles SET status = $1, reserved_for_order_id = $2, updated_at = $3, last_position = $4,
             available = $6,

@@ -37,7 +37,7 @@ use aggregates::policy::PolicyEvent;
 use aggregates::vehicle::VehicleEvent;
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -153,7 +153,7 @@ impl Projector for CustomerHistory {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
@@ -192,7 +192,7 @@ fn lowercase(name: &str) -> String {
     name.to_ascii_lowercase().replace('_', " ")
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     let touched = match event.aggregate_type.as_str() {
         "Customer" => customer(conn, event).await?,
         "Order" => order(conn, event).await?,
@@ -225,7 +225,7 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
 
 /// Recounts the customer's summary row and money totals from this projector's own lookup tables.
 async fn refresh_summary(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     customer_id: &str,
 ) -> Result<(), ProjectionError> {
@@ -279,7 +279,7 @@ async fn refresh_summary(
 type Touched = Option<(String, String)>;
 
 async fn owner(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     table: &str,
     key: &str,
     id: &str,
@@ -296,7 +296,7 @@ async fn owner(
 /// The owner of an existing stream: an update event for a stream this projector never saw created
 /// means the log and the read model disagree.
 async fn known_owner(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     table: &str,
     key: &str,
@@ -312,7 +312,7 @@ async fn known_owner(
 }
 
 async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     table: &str,
     key: &str,
@@ -329,7 +329,7 @@ async fn set_status(
 }
 
 async fn customer(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.clone();
@@ -368,7 +368,7 @@ async fn customer(
 }
 
 async fn order(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -490,7 +490,7 @@ async fn order(
 }
 
 async fn set_paid(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     paid_total: &Money,
 ) -> Result<(), ProjectionError> {
@@ -507,7 +507,7 @@ async fn set_paid(
 }
 
 async fn payment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -574,10 +574,7 @@ async fn payment(
     Ok(Some((customer_id, summary)))
 }
 
-async fn loan(
-    conn: &mut SqliteConnection,
-    event: &RecordedEvent,
-) -> Result<Touched, ProjectionError> {
+async fn loan(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();
     let decoded = event.decode::<LoanEvent>()?;
     if let LoanEvent::LoanApplied {
@@ -763,7 +760,7 @@ async fn loan(
 }
 
 async fn repay(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     principal_minor: i64,
 ) -> Result<(), ProjectionError> {
@@ -780,7 +777,7 @@ async fn repay(
 }
 
 async fn policy(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -945,7 +942,7 @@ async fn policy(
 }
 
 async fn claim_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     claim_id: impl std::fmt::Display,
     status: &str,
@@ -963,7 +960,7 @@ async fn claim_status(
 }
 
 async fn booking(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -1073,7 +1070,7 @@ fn capitalised(text: &str) -> String {
 }
 
 async fn vehicle(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Touched, ProjectionError> {
     let id = event.aggregate_id.as_str();

@@ -5,7 +5,7 @@
 use aggregates::customer::CustomerEvent;
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -41,14 +41,14 @@ impl Projector for Customers {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.aggregate_type != "Customer" {
         return Ok(());
     }

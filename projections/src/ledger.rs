@@ -61,7 +61,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::runtime::{ProjectionError, Projector};
 use accounts::*;
@@ -173,7 +173,7 @@ impl Projector for Ledger {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
@@ -272,7 +272,7 @@ pub fn moscow_date(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&moscow).date_naive()
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     let entry = match event.aggregate_type.as_str() {
         "Order" => order(conn, event).await?,
         "Payment" => payment(conn, event).await?,
@@ -289,7 +289,7 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
 
 /// Asserts the entry balances, then writes it and its lines.
 async fn post(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     entry: Entry,
 ) -> Result<(), ProjectionError> {
@@ -342,7 +342,7 @@ fn missing(event: &RecordedEvent, what: &str) -> ProjectionError {
 }
 
 async fn order(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Option<Entry>, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -404,7 +404,7 @@ async fn order(
 type PaymentRow = (String, String, String, String, i64);
 
 async fn payment_lookup(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<PaymentRow>, sqlx::Error> {
     let row = sqlx::query(
@@ -417,10 +417,7 @@ async fn payment_lookup(
     Ok(row.map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))))
 }
 
-async fn loan_customer(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<String>, sqlx::Error> {
+async fn loan_customer(conn: &mut AnyConnection, id: &str) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT customer_id FROM ledger_loans WHERE loan_id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -428,7 +425,7 @@ async fn loan_customer(
 }
 
 async fn payment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Option<Entry>, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -502,7 +499,7 @@ fn sum_minor<'a>(amounts: impl Iterator<Item = &'a Money>) -> i64 {
 }
 
 async fn loan(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Option<Entry>, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -606,7 +603,7 @@ fn repayment(
 }
 
 async fn policy(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Option<Entry>, ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -753,7 +750,7 @@ pub fn claw_back(commission_minor: i64, refund_minor: i64, premium_minor: i64) -
 }
 
 async fn booking(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<Option<Entry>, ProjectionError> {
     let id = event.aggregate_id.as_str();

@@ -9,7 +9,7 @@ use aggregates::loan::{LoanDetails, LoanEvent, LoanStatus};
 use aggregates::money::Money;
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -90,7 +90,7 @@ impl Projector for Loans {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
@@ -111,7 +111,7 @@ const REFRESH_LOAN_COUNTS: &str = "UPDATE loans SET
         instalment_count = (SELECT count(*) FROM loan_instalments i WHERE i.loan_id = loans.loan_id)
       WHERE loan_id = $1";
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.aggregate_type != "Loan" {
         return Ok(());
     }
@@ -352,10 +352,10 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
     crate::expect_one_row(event, done.rows_affected())
 }
 
-type Done = sqlx::sqlite::SqliteQueryResult;
+type Done = sqlx::any::AnyQueryResult;
 
 async fn update_details(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     details: &LoanDetails,
     at: &str,
@@ -384,7 +384,7 @@ async fn update_details(
 
 /// Moves the loan to `status` and records when in `column` (one of this module's own names).
 async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     status: LoanStatus,
     column: &'static str,
@@ -406,7 +406,7 @@ async fn set_status(
 }
 
 async fn touch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     at: &str,
     position: i64,
@@ -420,7 +420,7 @@ async fn touch(
 }
 
 async fn add_repaid(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     principal_minor: i64,
     interest_minor: i64,
@@ -443,7 +443,7 @@ async fn add_repaid(
 }
 
 async fn insert_instalments(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     schedule: &[Instalment],
 ) -> Result<(), sqlx::Error> {
@@ -468,7 +468,7 @@ async fn insert_instalments(
     Ok(())
 }
 
-async fn refresh(conn: &mut SqliteConnection, id: &str) -> Result<(), sqlx::Error> {
+async fn refresh(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
     sqlx::query(REFRESH_INSTALMENT_STATUS)
         .bind(id)
         .execute(&mut *conn)

@@ -6,7 +6,7 @@
 use aggregates::order::{Discount, OrderEvent, OrderStatus};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -61,14 +61,14 @@ impl Projector for Orders {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.aggregate_type != "Order" {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use aggregates::order::OrderEvent;
 use aggregates::payment::{PaymentEvent, PaymentMethod, PaymentStatus};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -82,14 +82,14 @@ impl Projector for Payments {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     match event.aggregate_type.as_str() {
         "Payment" => apply_payment(conn, event).await,
         "Order" => apply_order(conn, event).await,
@@ -99,7 +99,7 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
 
 /// Sets `status` and one business-time column of the payment's row.
 async fn set_status(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     status: PaymentStatus,
     column: &str,
@@ -128,7 +128,7 @@ async fn set_status(
 }
 
 async fn apply_payment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -270,7 +270,7 @@ async fn apply_payment(
 }
 
 async fn apply_order(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let at = crate::rfc3339(event.recorded_at);

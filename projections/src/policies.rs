@@ -11,7 +11,7 @@ use aggregates::policy::tariffs::Region;
 use aggregates::policy::{PolicyEvent, PolicyStatus};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
@@ -137,7 +137,7 @@ impl Projector for Policies {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
@@ -161,7 +161,7 @@ fn text(money: Money) -> String {
     money.amount().to_string()
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     if event.aggregate_type != "Policy" {
         return Ok(());
     }

@@ -21,13 +21,13 @@ use aggregates::vehicle::VehicleEvent;
 use chrono::{DateTime, NaiveDate, Utc};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use crate::runtime::{ProjectionError, Projector};
 
 pub struct Reports;
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// The dealership's business day: the date of `at` in Moscow time (UTC+3, no daylight saving).
 pub fn business_day(at: DateTime<Utc>) -> NaiveDate {
@@ -164,14 +164,14 @@ impl Projector for Reports {
 
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
     match event.aggregate_type.as_str() {
         "Vehicle" => apply_vehicle(conn, event).await,
         "Order" => apply_order(conn, event).await,
@@ -185,7 +185,7 @@ async fn apply(conn: &mut SqliteConnection, event: &RecordedEvent) -> Result<(),
 
 /// Runs one statement that must change exactly one row.
 async fn one<'q>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
     query: Query<'q>,
 ) -> Result<(), ProjectionError> {
@@ -194,7 +194,7 @@ async fn one<'q>(
 }
 
 async fn apply_vehicle(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -235,7 +235,7 @@ async fn apply_vehicle(
 }
 
 async fn apply_order(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -285,7 +285,7 @@ async fn apply_order(
 }
 
 async fn apply_payment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -329,7 +329,7 @@ async fn apply_payment(
 }
 
 async fn apply_loan(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -468,7 +468,7 @@ fn repaid(id: &str, principal: i64, interest: i64) -> Query<'_> {
 }
 
 async fn insert_instalments(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     schedule: &[aggregates::loan::schedule::Instalment],
 ) -> Result<(), ProjectionError> {
@@ -487,7 +487,7 @@ async fn insert_instalments(
 }
 
 async fn apply_policy(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();
@@ -552,7 +552,7 @@ async fn apply_policy(
 }
 
 async fn apply_booking(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &RecordedEvent,
 ) -> Result<(), ProjectionError> {
     let id = event.aggregate_id.as_str();

@@ -4,14 +4,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventstore::{Database, RecordedEvent, StoreError, Upcasters};
+use eventstore::{Backend, Database, RecordedEvent, StoreError, Upcasters};
 use futures::future::BoxFuture;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 use tokio::sync::watch;
 
-/// Events applied per transaction: bounds how long a projector holds SQLite's write lock.
+/// Events applied per transaction: bounds how long a projector holds SQLite's write lock (and, on
+/// PostgreSQL, its row locks).
 pub const BATCH_EVENTS: u32 = 256;
-/// Safety-net poll when no in-process append signal arrives (e.g. another process wrote).
+/// Safety-net poll when no append signal arrives; also how often a server asks for the lease of a
+/// projector another server runs (so it takes over within about this long after that server dies).
 const POLL_INTERVAL_MS: u64 = 1_000;
 /// Back-off after a failure, doubling up to the maximum, so a broken projector does not spin.
 const RETRY_FIRST_MS: u64 = 500;
@@ -51,7 +53,7 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies one event inside the batch's transaction. Events it does not care about are ignored.
     fn apply<'a>(
         &'a self,
-        conn: &'a mut SqliteConnection,
+        conn: &'a mut AnyConnection,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), ProjectionError>>;
 }
@@ -153,7 +155,7 @@ impl Projections {
     pub async fn prepare(&self) -> Result<(), ProjectionError> {
         for entry in self.entries.values() {
             let projector = &entry.projector;
-            let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.db.begin_exclusive().await?;
             let stored: Option<(i64, i64, Option<i64>, Option<String>)> = sqlx::query_as(
                 "SELECT version, position, failed_position, last_error FROM log_checkpoints WHERE consumer = $1",
             )
@@ -162,7 +164,7 @@ impl Projections {
             .await?;
             let status = match stored {
                 Some((version, position, failed, error)) if version == projector.version() => {
-                    create_tables(&mut tx, projector.as_ref()).await?;
+                    create_tables(&mut tx, self.db.backend(), projector.as_ref()).await?;
                     ProjectorStatus {
                         position,
                         failure: failed.zip(error),
@@ -175,11 +177,11 @@ impl Projections {
                         code_version = projector.version(),
                         "projector version changed: rebuilding from position 0"
                     );
-                    reset(&mut tx, projector.as_ref()).await?;
+                    reset(&mut tx, self.db.backend(), projector.as_ref()).await?;
                     ProjectorStatus::default()
                 }
                 None => {
-                    reset(&mut tx, projector.as_ref()).await?;
+                    reset(&mut tx, self.db.backend(), projector.as_ref()).await?;
                     ProjectorStatus::default()
                 }
             };
@@ -234,11 +236,12 @@ impl Projections {
     ) -> Result<Step, BatchFailure> {
         let projector = entry.projector.as_ref();
         let name = projector.name();
-        // IMMEDIATE takes the write lock up front, so the checkpoint read below cannot go stale.
+        // On SQLite this takes the write lock up front, so the checkpoint read below cannot go stale;
+        // on PostgreSQL another server that moved it meanwhile makes the guarded move below fail.
         let mut tx = self
             .db
             .pool()
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(self.db.backend().begin_write())
             .await
             .map_err(before)?;
         let position: i64 =
@@ -247,9 +250,15 @@ impl Projections {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(before)?;
-        let batch = eventstore::log::read_after(&mut *tx, &self.upcasters, position, limit)
-            .await
-            .map_err(|err| BatchFailure::Before(err.into()))?;
+        let batch = eventstore::log::read_after(
+            &mut *tx,
+            self.db.backend(),
+            &self.upcasters,
+            position,
+            limit,
+        )
+        .await
+        .map_err(|err| BatchFailure::Before(err.into()))?;
         let Some(last) = batch.last().map(|event| event.position) else {
             tx.rollback().await.map_err(before)?;
             entry.status.send_if_modified(|status| {
@@ -272,13 +281,13 @@ impl Projections {
         // Guarded move: only from the position this batch was read after.
         let moved = sqlx::query(
             "UPDATE log_checkpoints
-                SET position = $1, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
-                    failed_position = NULL, last_error = NULL
+                SET position = $1, updated_at = $4, failed_position = NULL, last_error = NULL
               WHERE consumer = $2 AND position = $3",
         )
         .bind(last)
         .bind(name)
         .bind(position)
+        .bind(now_text())
         .execute(&mut *tx)
         .await
         .map_err(before)?;
@@ -337,8 +346,8 @@ impl Projections {
         mut progress: impl FnMut(i64, i64),
     ) -> Result<i64, ProjectionError> {
         let entry = self.entry(name)?;
-        let mut tx = self.db.pool().begin_with("BEGIN IMMEDIATE").await?;
-        reset(&mut tx, entry.projector.as_ref()).await?;
+        let mut tx = self.db.begin_exclusive().await?;
+        reset(&mut tx, self.db.backend(), entry.projector.as_ref()).await?;
         tx.commit().await?;
         entry.status.send_replace(ProjectorStatus::default());
         let head = eventstore::log::head(self.db.pool()).await?;
@@ -399,8 +408,28 @@ impl Projections {
 
     async fn run(&self, name: &'static str, mut shutdown: watch::Receiver<bool>) {
         let mut appended = self.db.subscribe_appended();
+        let mut checkpoints = self.db.subscribe_checkpoints();
         let mut retry_ms = RETRY_FIRST_MS;
+        let mut ask_for_lease = tokio::time::Instant::now();
         while !*shutdown.borrow() {
+            let now = tokio::time::Instant::now();
+            let runs_here = now >= ask_for_lease && self.db.leases().hold(name).await;
+            if !runs_here {
+                // Another server runs this projector: follow its progress (read-your-writes here
+                // waits on it) and ask for the lease again at the next poll.
+                if now >= ask_for_lease {
+                    ask_for_lease = now + Duration::from_millis(POLL_INTERVAL_MS);
+                }
+                if let Err(err) = self.follow(name).await {
+                    tracing::warn!(projector = name, error = %err, "could not read the checkpoint");
+                }
+                tokio::select! {
+                    _ = checkpoints.changed() => {}
+                    _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep_until(ask_for_lease) => {}
+                }
+                continue;
+            }
             let wait_ms = match self.step(name).await {
                 Ok(Step::Advanced(_)) => {
                     retry_ms = RETRY_FIRST_MS;
@@ -424,34 +453,72 @@ impl Projections {
             }
         }
     }
+
+    /// Reads a projector's checkpoint as another server left it.
+    async fn follow(&self, name: &str) -> Result<(), ProjectionError> {
+        let entry = self.entry(name)?;
+        let stored: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT position, failed_position, last_error FROM log_checkpoints WHERE consumer = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.db.pool())
+        .await?;
+        if let Some((position, failed, error)) = stored {
+            entry.status.send_if_modified(|status| {
+                let next = ProjectorStatus {
+                    position,
+                    failure: failed.zip(error),
+                };
+                let changed = *status != next;
+                *status = next;
+                changed
+            });
+        }
+        Ok(())
+    }
 }
 
 async fn create_tables(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    backend: Backend,
     projector: &dyn Projector,
 ) -> Result<(), sqlx::Error> {
     for statement in projector.schema() {
-        sqlx::query(statement).execute(&mut *conn).await?;
+        sqlx::query(&backend.ddl(statement))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
+/// Now, as the checkpoint table stores it (RFC 3339 UTC, milliseconds, `Z`).
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
 /// Drops and recreates the projector's tables and sets its checkpoint to 0 at its current version.
-async fn reset(conn: &mut SqliteConnection, projector: &dyn Projector) -> Result<(), sqlx::Error> {
+async fn reset(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    projector: &dyn Projector,
+) -> Result<(), sqlx::Error> {
     for table in projector.tables() {
         sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
             .execute(&mut *conn)
             .await?;
     }
-    create_tables(conn, projector).await?;
+    create_tables(conn, backend, projector).await?;
     sqlx::query(
-        "INSERT INTO log_checkpoints (consumer, version, position) VALUES ($1, $2, 0)
+        "INSERT INTO log_checkpoints (consumer, version, position, updated_at) VALUES ($1, $2, 0, $3)
          ON CONFLICT (consumer) DO UPDATE
             SET version = excluded.version, position = 0, failed_position = NULL, last_error = NULL,
-                updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                updated_at = excluded.updated_at",
     )
     .bind(projector.name())
     .bind(projector.version())
+    .bind(now_text())
     .execute(&mut *conn)
     .await?;
     Ok(())

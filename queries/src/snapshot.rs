@@ -3,7 +3,7 @@
 //! while the projector keeps writing (SQLite WAL gives the transaction a stable snapshot).
 
 use eventstore::{Db, DbPool};
-use sqlx::{SqliteConnection, Transaction};
+use sqlx::{AnyConnection, Transaction};
 
 use crate::ApiResult;
 
@@ -21,7 +21,7 @@ impl Snapshot {
     }
 
     /// The connection to run this snapshot's queries on.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    pub fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
 

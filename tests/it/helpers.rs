@@ -21,8 +21,64 @@ pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary directory")
 }
 
+/// The PostgreSQL cluster the tests run against, when `AUTOSALON_TEST_DATABASE_URL` names one
+/// (`postgres://USER@HOST:PORT/DB`, a user allowed to create databases); SQLite otherwise.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("AUTOSALON_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres"))
+}
+
+/// The database a test keeps at `path`: the SQLite file itself, or on PostgreSQL a database of its
+/// own named after the path (created on first use), so reopening the same path reopens the same data.
 pub fn database_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
+    match postgres_admin_url() {
+        None => format!("sqlite://{}", path.display()),
+        Some(admin) => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            path.hash(&mut hasher);
+            let name = format!("autosalon_test_{:016x}", hasher.finish());
+            create_database(&admin, &name);
+            let (server, _) = admin.rsplit_once('/').expect("a database URL");
+            format!("{server}/{name}")
+        }
+    }
+}
+
+/// Creates a database on the test cluster unless it exists. Blocking (a thread with its own runtime),
+/// so [`database_url`] stays a plain function.
+fn create_database(admin: &str, name: &str) {
+    static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    if CREATED.lock().unwrap().iter().any(|known| known == name) {
+        return;
+    }
+    let (admin, name_owned) = (admin.to_string(), name.to_string());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("the test cluster answers");
+            let created = sqlx::query(&format!("CREATE DATABASE {name_owned}"))
+                .execute(&mut conn)
+                .await;
+            if let Err(err) = created {
+                let exists = err
+                    .as_database_error()
+                    .and_then(|db| db.code())
+                    .is_some_and(|code| code == "42P04");
+                assert!(exists, "creating test database {name_owned}: {err}");
+            }
+        });
+    })
+    .join()
+    .expect("creating the test database");
+    CREATED.lock().unwrap().push(name.to_string());
 }
 
 /// Starts the application on a fresh database in `dir`.

@@ -839,8 +839,8 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     .await
     .unwrap();
     assert_eq!(history, vec![(SPARE.into(), 250_000_000, 245_000_000)]);
-    let sold: Vec<(String, i64, bool)> = sqlx::query_as(
-        "SELECT vehicle_id, available, sold_at IS NOT NULL FROM catalog_vehicles ORDER BY vehicle_id",
+    let sold: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT vehicle_id, available, CASE WHEN sold_at IS NULL THEN 0 ELSE 1 END FROM catalog_vehicles ORDER BY vehicle_id",
     )
     .fetch_all(ledger.db.pool())
     .await
@@ -848,10 +848,10 @@ async fn the_report_tables_match_totals_computed_from_the_events_and_rebuild_ide
     assert_eq!(
         sold,
         vec![
-            (LADA.into(), 0, true),
-            (VESTA.into(), 0, false),
-            (HAVAL.into(), 0, true),
-            (SPARE.into(), 0, false)
+            (LADA.into(), 0, 1),
+            (VESTA.into(), 0, 0),
+            (HAVAL.into(), 0, 1),
+            (SPARE.into(), 0, 0)
         ]
     );
 
