@@ -31,9 +31,12 @@ impl Ledger {
     /// Connects (asserting durability), applies migrations and write-side guards, and prepares every
     /// projector (a projector whose version changed is reset to rebuild).
     pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        let db = Database::connect(database_url)
-            .await
-            .with_context(|| format!("opening the database {database_url}"))?;
+        let db = Database::connect(database_url).await.with_context(|| {
+            format!(
+                "opening the database {}",
+                eventstore::database::redact(database_url)
+            )
+        })?;
         db.migrate()
             .await
             .context("applying event-store migrations")?;

@@ -230,6 +230,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 "eventsBehind": (head - status.position).max(0),
                 "failedPosition": status.failure.as_ref().map(|(position, _)| position),
                 "lastError": status.failure.as_ref().map(|(_, error)| error),
+                "runsHere": status.runs_here,
             })
         })
         .collect();
@@ -244,7 +245,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "ready": ready, "database": database_ok, "head": head, "projections": projections });
+    let body = json!({
+        "ready": ready,
+        "database": database_ok,
+        "backend": state.db.backend().name(),
+        "head": head,
+        "projections": projections,
+    });
     (status, axum::Json(body)).into_response()
 }
 

@@ -10,12 +10,14 @@
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
+//! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
 
 pub mod app;
 pub mod config;
 pub mod export;
 pub mod http;
 pub mod schema;
+pub mod transfer;
 
 pub use app::{Application, Ledger};
 pub use config::ServeArgs;

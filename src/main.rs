@@ -47,6 +47,25 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Write the whole event log, exactly as stored, as JSON Lines (to move a ledger to another
+    /// database with import-events). Read in one snapshot; a server may keep running.
+    ExportEvents {
+        /// The file to write; standard output when absent.
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Append an export-events file to a database whose log is empty, every event at its original
+    /// position, in one transaction (all or nothing). Read models are built from it by the projectors
+    /// at the next `serve` (or `rebuild`).
+    ImportEvents {
+        /// The file export-events wrote.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[tokio::main]
@@ -66,7 +85,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(database) => {
             Ledger::open(&database.database_url).await?;
-            eprintln!("migrations applied to {}", database.database_url);
+            eprintln!(
+                "migrations applied to {}",
+                eventstore::database::redact(&database.database_url)
+            );
             Ok(())
         }
         Command::Rebuild { name, database } => {
@@ -90,6 +112,36 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("rebuilding {name}"))?;
                 eprintln!("{name}: rebuilt up to position {position}");
             }
+            Ok(())
+        }
+        Command::ExportEvents { output, database } => {
+            let db = eventstore::Database::connect(&database.database_url).await?;
+            let written = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    autosalon::transfer::export_events(db.pool(), &mut out).await?
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    autosalon::transfer::export_events(db.pool(), &mut out).await?
+                }
+            };
+            eprintln!("exported {written} events");
+            Ok(())
+        }
+        Command::ImportEvents { input, database } => {
+            let file = std::fs::File::open(&input)
+                .with_context(|| format!("opening {}", input.display()))?;
+            let ledger = Ledger::open(&database.database_url).await?;
+            let imported =
+                autosalon::transfer::import_events(&ledger.db, &mut std::io::BufReader::new(file))
+                    .await?;
+            eprintln!(
+                "imported {imported} events into {}; read models are built at the next serve",
+                eventstore::database::redact(&database.database_url)
+            );
             Ok(())
         }
         Command::Schema => {

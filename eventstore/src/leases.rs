@@ -46,7 +46,10 @@ impl Leases {
     pub(crate) fn postgres(options: PgConnectOptions) -> Self {
         Self {
             inner: Some(Mutex::new(PgLeases {
-                options: options.application_name("autosalon-leases"),
+                // Named after this process, so an operator sees in pg_stat_activity which server
+                // holds which lease.
+                options: options
+                    .application_name(&format!("autosalon-leases-{}", std::process::id())),
                 conn: None,
                 held: BTreeSet::new(),
                 checked_at: Instant::now(),

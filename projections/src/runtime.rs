@@ -81,6 +81,9 @@ pub struct ProjectorStatus {
     pub position: i64,
     /// The event it is stuck on, and why, while it is failing.
     pub failure: Option<(i64, String)>,
+    /// Whether this server runs it (holds its lease); otherwise another server does and this one
+    /// follows its checkpoint.
+    pub runs_here: bool,
 }
 
 /// The outcome of one [`Projections::step`].
@@ -168,6 +171,7 @@ impl Projections {
                     ProjectorStatus {
                         position,
                         failure: failed.zip(error),
+                        runs_here: false,
                     }
                 }
                 Some((version, ..)) => {
@@ -297,9 +301,9 @@ impl Projections {
         }
         before_commit().map_err(BatchFailure::Before)?;
         tx.commit().await.map_err(before)?;
-        entry.status.send_replace(ProjectorStatus {
-            position: last,
-            failure: None,
+        entry.status.send_modify(|status| {
+            status.position = last;
+            status.failure = None;
         });
         Ok(Step::Advanced(batch.len()))
     }
@@ -414,6 +418,13 @@ impl Projections {
         while !*shutdown.borrow() {
             let now = tokio::time::Instant::now();
             let runs_here = now >= ask_for_lease && self.db.leases().hold(name).await;
+            if let Ok(entry) = self.entry(name) {
+                entry.status.send_if_modified(|status| {
+                    let changed = status.runs_here != runs_here;
+                    status.runs_here = runs_here;
+                    changed
+                });
+            }
             if !runs_here {
                 // Another server runs this projector: follow its progress (read-your-writes here
                 // waits on it) and ask for the lease again at the next poll.
@@ -468,6 +479,7 @@ impl Projections {
                 let next = ProjectorStatus {
                     position,
                     failure: failed.zip(error),
+                    runs_here: status.runs_here,
                 };
                 let changed = *status != next;
                 *status = next;

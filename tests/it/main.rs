@@ -14,6 +14,7 @@ mod ledger;
 mod ledger_props;
 mod loans;
 mod payments;
+mod postgres;
 mod projector;
 mod readme;
 mod rebuild;

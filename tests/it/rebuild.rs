@@ -36,7 +36,10 @@ fn uuid(kind: u8, n: usize) -> String {
 }
 
 /// Every row of `tables`, as text, in a stable order.
-async fn dump(pool: &eventstore::DbPool, tables: &[&str]) -> BTreeMap<String, Vec<String>> {
+pub(crate) async fn dump(
+    pool: &eventstore::DbPool,
+    tables: &[&str],
+) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for table in tables {
         let columns: Vec<String> =

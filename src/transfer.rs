@@ -1,0 +1,194 @@
+//! `autosalon export-events` and `autosalon import-events`: the whole event log as JSON Lines, to move a
+//! ledger from one database to another (the embedded file to PostgreSQL, or back).
+//!
+//! The file holds the events exactly as stored (never upcast): a first line
+//! `{"format": "autosalon-events", "version": 1, "events": N}`, then one object per event in log
+//! order: `position`, `aggregate_type`, `aggregate_id`, `sequence`, `event_type`, `event_version`,
+//! `payload`, `metadata`, `recorded_at` (RFC 3339 UTC).
+//!
+//! An import goes into a database whose log is empty, in one transaction: either every event lands,
+//! at the very position it had, with its original `recorded_at`, or nothing does. Snapshots are not
+//! copied (they are a cache, rebuilt as aggregates are used), and read models are rebuilt from the log
+//! by the projectors when the server starts.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use eventstore::{Backend, Database, DbPool};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const FORMAT: &str = "autosalon-events";
+const FORMAT_VERSION: u32 = 1;
+/// Events read per query while exporting.
+const EXPORT_BATCH: u32 = 1_000;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    events: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Value,
+    metadata: Value,
+    recorded_at: DateTime<Utc>,
+}
+
+/// Writes every event of the log to `out`, read in one snapshot. Returns how many.
+pub async fn export_events(pool: &DbPool, out: &mut dyn Write) -> anyhow::Result<i64> {
+    let backend = Backend::of(pool);
+    let raw: eventstore::Upcasters = Arc::new(Vec::new());
+    let mut tx = pool
+        .begin_with(backend.begin_snapshot())
+        .await
+        .context("opening a read transaction")?;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log")
+        .fetch_one(&mut *tx)
+        .await?;
+    let header = Header {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        events: count,
+    };
+    writeln!(out, "{}", serde_json::to_string(&header)?)?;
+    let mut after = 0;
+    let mut written = 0;
+    loop {
+        let batch =
+            eventstore::log::read_after(&mut *tx, backend, &raw, after, EXPORT_BATCH).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        for event in batch {
+            let line = Line {
+                position: event.position,
+                aggregate_type: event.aggregate_type,
+                aggregate_id: event.aggregate_id,
+                sequence: event.sequence,
+                event_type: event.event_type,
+                event_version: event.event_version,
+                payload: event.payload,
+                metadata: event.metadata,
+                recorded_at: event.recorded_at,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            written += 1;
+        }
+    }
+    tx.rollback().await?;
+    out.flush()?;
+    if written != count {
+        bail!("the log changed while it was read: counted {count} events, wrote {written}");
+    }
+    Ok(written)
+}
+
+/// Appends every event of `input` to the empty log of `db`, in one transaction, each at its original
+/// position. Returns how many. Refuses a non-empty log, a malformed file, or a file whose positions
+/// are not 1, 2, 3, … in order.
+pub async fn import_events(db: &Database, input: &mut dyn BufRead) -> anyhow::Result<i64> {
+    let backend = db.backend();
+    let mut lines = input.lines();
+    let header = lines
+        .next()
+        .context("the file is empty: expected an autosalon-events header line")??;
+    let header: Header = serde_json::from_str(&header)
+        .context("the first line is not an autosalon-events header")?;
+    if header.format != FORMAT || header.version != FORMAT_VERSION {
+        bail!(
+            "unsupported file: format {:?} version {}, expected {FORMAT:?} version {FORMAT_VERSION}",
+            header.format,
+            header.version
+        );
+    }
+    let mut tx = db.begin_exclusive().await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        bail!(
+            "the target database already holds {existing} events; import only into an empty database"
+        );
+    }
+    let insert = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, metadata, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        }
+        Backend::Postgres => {
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, metadata, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, CAST($6 AS json), CAST($7 AS json), CAST($8 AS timestamptz))"
+        }
+    };
+    // As each backend stores it: SQLite keeps milliseconds, PostgreSQL microseconds.
+    let precision = match backend {
+        Backend::Sqlite => SecondsFormat::Millis,
+        Backend::Postgres => SecondsFormat::Micros,
+    };
+    let mut imported = 0;
+    for (index, line) in lines.enumerate() {
+        let number = index + 2;
+        let line = line.with_context(|| format!("reading line {number}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Line = serde_json::from_str(&line)
+            .with_context(|| format!("line {number} is not an event"))?;
+        let expected = imported + 1;
+        if event.position != expected {
+            bail!(
+                "line {number}: event at position {}, expected {expected}: the file is not a whole log in order",
+                event.position
+            );
+        }
+        sqlx::query(insert)
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(serde_json::to_string(&event.payload)?)
+            .bind(serde_json::to_string(&event.metadata)?)
+            .bind(event.recorded_at.to_rfc3339_opts(precision, true))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("line {number}: appending event {}", event.position))?;
+        let position: i64 = sqlx::query_scalar(
+            "SELECT global_position FROM event_log
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(event.sequence)
+        .fetch_one(&mut *tx)
+        .await?;
+        if position != event.position {
+            bail!(
+                "line {number}: event {} landed at position {position}; nothing was imported",
+                event.position
+            );
+        }
+        imported += 1;
+    }
+    if imported != header.events {
+        bail!(
+            "the header announces {} events but the file holds {imported}; nothing was imported",
+            header.events
+        );
+    }
+    tx.commit().await?;
+    db.notify_appended();
+    Ok(imported)
+}
