@@ -20,3 +20,4 @@ mod readme;
 mod rebuild;
 mod reports;
 mod schema;
+mod transfer;
