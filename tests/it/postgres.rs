@@ -607,3 +607,66 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
     app.stop().await;
     drop(cluster);
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (AUTOSALON_TEST_DATABASE_URL); .ci/run runs it"]
+async fn a_database_that_could_lose_acknowledged_commits_is_refused_at_start() {
+    let dir = temp_dir();
+    let url = postgres_database(&dir);
+    let db = Database::connect(&url).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT CAST(current_database() AS TEXT)")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE {name} SET synchronous_commit = off"
+    ))
+    .execute(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    let refused = Database::connect(&url).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "durability check failed: synchronous_commit is off, expected on (or local, remote_write, remote_apply)"
+    );
+    // Nor does the server start on it: the operator reads why.
+    let app = autosalon::Application::build(autosalon::ServeArgs::new(
+        url.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ))
+    .await;
+    let err = format!("{:#}", app.err().expect("the server refuses to start"));
+    assert!(err.contains("synchronous_commit is off"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (AUTOSALON_TEST_DATABASE_URL); .ci/run runs it"]
+async fn stored_events_cannot_be_changed_deleted_or_truncated() {
+    let dir = temp_dir();
+    let db = Database::connect(&postgres_database(&dir)).await.unwrap();
+    db.migrate().await.unwrap();
+    sqlx::query(APPEND)
+        .bind("Vehicle")
+        .bind("a")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE events SET event_type = 'Forged'",
+        "DELETE FROM events",
+        "TRUNCATE events CASCADE",
+        "UPDATE event_log SET global_position = 9",
+        "DELETE FROM event_log",
+        "TRUNCATE event_log",
+    ] {
+        let err = sqlx::query(sql).execute(db.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("immutable"), "{sql}: {err}");
+    }
+    let log = eventstore::EventLog::new(db.pool().clone(), Arc::new(Vec::new()));
+    let events = log.read_after(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "Tested");
+    assert!(events[0].recorded_at <= chrono::Utc::now());
+    db.close().await;
+}

@@ -85,10 +85,7 @@ async fn an_embedded_ledger_moves_to_another_database_event_for_event() {
     // A second import into the same database is refused, and changes nothing.
     moved.stop().await;
     let refused = import(&target, &file).await.unwrap_err();
-    assert!(
-        refused.to_string().contains("already holds"),
-        "{refused:#}"
-    );
+    assert!(refused.to_string().contains("already holds"), "{refused:#}");
     let moved = spawn_app_on(dir.path().join("target.db")).await;
     assert_eq!(moved.event_count().await, imported);
     moved.stop().await;
@@ -143,10 +140,16 @@ async fn a_damaged_event_file_is_refused_and_imports_nothing() {
 
     let damaged = [
         ("", "empty"),
-        ("{\"format\":\"other\",\"version\":1,\"events\":0}\n", "unsupported"),
+        (
+            "{\"format\":\"other\",\"version\":1,\"events\":0}\n",
+            "unsupported",
+        ),
         (&*format!("{}\n{}\n", lines[0], lines[2]), "expected 1"),
         (&*format!("{}\n{}\n", lines[0], lines[1]), "announces 2"),
-        (&*format!("{}\n{}\nnot json\n", lines[0], lines[1]), "line 3"),
+        (
+            &*format!("{}\n{}\nnot json\n", lines[0], lines[1]),
+            "line 3",
+        ),
     ];
     for (n, (content, expected)) in damaged.iter().enumerate() {
         let target = database_url(&dir.path().join(format!("target-{n}.db")));
