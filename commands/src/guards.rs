@@ -10,11 +10,11 @@ use eventstore::{Backend, Database};
 
 use crate::CommandError;
 
-/// The table, the same on both backends.
+/// The table, the same on both backends (see [`Backend::ddl`]).
 const TABLE: &str = "CREATE TABLE IF NOT EXISTS vehicle_vins (
         vin        text NOT NULL UNIQUE,
         vehicle_id text NOT NULL PRIMARY KEY
-    )";
+    ) STRICT";
 
 const SQLITE_TRIGGER: &str = "CREATE TRIGGER IF NOT EXISTS vehicle_vins_claim
         AFTER INSERT ON events
@@ -82,7 +82,9 @@ pub async fn install(db: &Database) -> Result<(), CommandError> {
     };
     if installed == 0 {
         for statement in statements {
-            sqlx::query(statement).execute(&mut *tx).await?;
+            sqlx::query(&backend.ddl(statement))
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(backfill).execute(&mut *tx).await?;
     }

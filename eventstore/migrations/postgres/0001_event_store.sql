@@ -80,7 +80,7 @@ CREATE TRIGGER events_assign_global_position
     FOR EACH ROW EXECUTE FUNCTION events_assign_global_position();
 
 -- Events are immutable: corrections are new events, never edits.
-CREATE FUNCTION refuse_change() RETURNS trigger
+CREATE FUNCTION event_store_refuse_change() RETURNS trigger
     LANGUAGE plpgsql AS
 $$
 BEGIN
@@ -89,13 +89,13 @@ END;
 $$;
 
 CREATE TRIGGER events_refuse_update BEFORE UPDATE OR DELETE ON events
-    FOR EACH ROW EXECUTE FUNCTION refuse_change('events are');
+    FOR EACH ROW EXECUTE FUNCTION event_store_refuse_change('events are');
 CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('events are');
+    FOR EACH STATEMENT EXECUTE FUNCTION event_store_refuse_change('events are');
 CREATE TRIGGER event_log_refuse_update BEFORE UPDATE OR DELETE ON event_log
-    FOR EACH ROW EXECUTE FUNCTION refuse_change('the event log is');
+    FOR EACH ROW EXECUTE FUNCTION event_store_refuse_change('the event log is');
 CREATE TRIGGER event_log_refuse_truncate BEFORE TRUNCATE ON event_log
-    FOR EACH STATEMENT EXECUTE FUNCTION refuse_change('the event log is');
+    FOR EACH STATEMENT EXECUTE FUNCTION event_store_refuse_change('the event log is');
 
 -- Snapshots keep long streams cheap to load (postgres-es layout).
 CREATE TABLE snapshots
