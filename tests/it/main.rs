@@ -18,4 +18,5 @@ mod projector;
 mod readme;
 mod rebuild;
 mod reports;
+mod rows;
 mod schema;
