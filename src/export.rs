@@ -9,7 +9,8 @@
 //!   directory, or standard output when absent). The first line is
 //!   `{"projection": NAME, "version": V, "position": N, "tables": [..]}`; every other line is
 //!   `{"table": TABLE, "row": {COLUMN: VALUE, ..}}` with integers as numbers, text as strings and
-//!   NULL as `null`, tables in the projector's order, rows in insertion order.
+//!   NULL as `null`, tables in the projector's order, rows in insertion order on SQLite (PostgreSQL
+//!   keeps no insertion order: there rows are sorted by each column in turn).
 //! - `csv`: a directory (`--output DIR`, default the current one, created if missing) with one
 //!   `<table>.csv` per table (a header row of column names, then one record per row, RFC 4180
 //!   quoting, CRLF line ends; NULL is an empty field) and `<projection>.position` holding the position
@@ -44,7 +45,7 @@ pub struct Exported {
     pub files: Vec<PathBuf>,
 }
 
-/// One column value, as SQLite stored it (read models hold only INTEGER, TEXT and NULL).
+/// One column value, as the database stored it (read models hold only integers, text and NULL).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cell {
     Null,

@@ -110,14 +110,20 @@ impl Dealership {
             )
             .await;
         match result {
-            Err(CommandError::Internal(detail)) => match self.vin_holder(&vin).await? {
-                // Lost a race with another request stocking the same VIN.
-                Some(holder) if holder != id.to_string() => Err(CommandError::VinAlreadyStocked {
-                    vin,
-                    vehicle_id: holder,
-                }),
-                _ => Err(CommandError::Internal(detail)),
-            },
+            // The guard's UNIQUE violation surfaces as an internal error from sqlite-es, but as an
+            // optimistic-lock conflict from postgres-es (which reads every 23505 as one).
+            Err(err @ (CommandError::Internal(_) | CommandError::Conflict { .. })) => {
+                match self.vin_holder(&vin).await? {
+                    // Lost a race with another request stocking the same VIN.
+                    Some(holder) if holder != id.to_string() => {
+                        Err(CommandError::VinAlreadyStocked {
+                            vin,
+                            vehicle_id: holder,
+                        })
+                    }
+                    _ => Err(err),
+                }
+            }
             other => other,
         }
     }

@@ -129,7 +129,7 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             .bind(vin.as_str())
             .bind(brand)
             .bind(model)
-            .bind(year)
+            .bind(i64::from(year))
             .bind(trim)
             .bind(colour)
             .bind(i64::from(mileage_km))

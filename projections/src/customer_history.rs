@@ -261,12 +261,13 @@ async fn refresh_summary(
         .await?;
     sqlx::query(
         "INSERT INTO customer_summary_money (customer_id, currency, total_paid_minor, outstanding_principal_minor)
-         SELECT $1, currency, sum(paid), sum(outstanding) FROM (
+         SELECT $1, currency, CAST(sum(paid) AS BIGINT), CAST(sum(outstanding) AS BIGINT) FROM (
              SELECT currency, paid_total_minor AS paid, 0 AS outstanding
                FROM customer_history_orders WHERE customer_id = $1
              UNION ALL
              SELECT currency, 0, outstanding_principal_minor
                FROM customer_history_loans WHERE customer_id = $1 AND status IN ('ACTIVE', 'DEFAULTED'))
+             AS amounts
           GROUP BY currency
          HAVING sum(paid) <> 0 OR sum(outstanding) <> 0",
     )

@@ -77,7 +77,7 @@ const SCHEMA: &[&str] = &[
         parent_code  text,
         insurer      text
     ) STRICT",
-    "INSERT OR IGNORE INTO ledger_accounts (code, name, account_type, normal_side) VALUES
+    "INSERT INTO ledger_accounts (code, name, account_type, normal_side) VALUES
         ('1000', 'Cash and bank', 'ASSET', 'DEBIT'),
         ('1100', 'Customer receivables', 'ASSET', 'DEBIT'),
         ('1200', 'Loan receivable', 'ASSET', 'DEBIT'),
@@ -87,7 +87,8 @@ const SCHEMA: &[&str] = &[
         ('4010', 'Sales discounts', 'CONTRA_INCOME', 'DEBIT'),
         ('4100', 'Interest income', 'INCOME', 'CREDIT'),
         ('4200', 'Service revenue', 'INCOME', 'CREDIT'),
-        ('4300', 'Commission income', 'INCOME', 'CREDIT')",
+        ('4300', 'Commission income', 'INCOME', 'CREDIT')
+     ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS ledger_entries (
         position       integer PRIMARY KEY,
         business_date  text    NOT NULL,
@@ -630,8 +631,9 @@ async fn policy(
         .execute(&mut *conn)
         .await?;
         sqlx::query(
-            "INSERT OR IGNORE INTO ledger_accounts (code, name, account_type, normal_side, parent_code, insurer)
-             VALUES ($1, $2, 'LIABILITY', 'CREDIT', $3, $4)",
+            "INSERT INTO ledger_accounts (code, name, account_type, normal_side, parent_code, insurer)
+             VALUES ($1, $2, 'LIABILITY', 'CREDIT', $3, $4)
+             ON CONFLICT DO NOTHING",
         )
         .bind(premiums_payable(insurer))
         .bind(format!("Insurance premiums payable to {insurer}"))
@@ -854,7 +856,7 @@ mod tests {
     fn the_table_of_accounts_holds_exactly_the_documented_chart() {
         let inserts = SCHEMA
             .iter()
-            .find(|statement| statement.starts_with("INSERT OR IGNORE INTO ledger_accounts"))
+            .find(|statement| statement.starts_with("INSERT INTO ledger_accounts"))
             .unwrap();
         for account in CHART {
             let row = format!(

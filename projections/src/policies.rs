@@ -425,20 +425,36 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             .await?
             .rows_affected();
             crate::expect_one_row(event, claim)?;
-            // Kopecks add exactly; the decimal text is derived from them.
-            sqlx::query(
-                "UPDATE policies SET claims_paid_minor = claims_paid_minor + $1,
-                    claims_paid = printf('%d.%02d', (claims_paid_minor + $1) / 100, (claims_paid_minor + $1) % 100),
-                    updated_at = $2, last_position = $3
-                  WHERE policy_id = $4",
-            )
-            .bind(amount.minor_units())
-            .bind(&at)
-            .bind(event.position)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+            // Kopecks add exactly; the decimal text is derived from them here, as every other money
+            // text is (SQL has no number formatting both backends share).
+            let paid_before: Option<i64> =
+                sqlx::query_scalar("SELECT claims_paid_minor FROM policies WHERE policy_id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match paid_before {
+                // No policy row: reported below as an update that found nothing.
+                None => 0,
+                Some(paid_before) => {
+                    let paid = Money::from_minor_units(
+                        paid_before + amount.minor_units(),
+                        amount.currency(),
+                    );
+                    sqlx::query(
+                        "UPDATE policies SET claims_paid_minor = $1, claims_paid = $2,
+                            updated_at = $3, last_position = $4
+                          WHERE policy_id = $5",
+                    )
+                    .bind(paid.minor_units())
+                    .bind(text(paid))
+                    .bind(&at)
+                    .bind(event.position)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                }
+            }
         }
     };
     crate::expect_one_row(event, rows)

@@ -176,13 +176,16 @@ pub async fn summary(pool: &DbPool, id: Uuid) -> ApiResult<CustomerSummary> {
         "SELECT orders_count, orders_completed, active_loans, active_policies, open_claims,
                 (SELECT count(*) FROM customer_history_bookings b
                   WHERE b.customer_id = s.customer_id AND b.status = 'SCHEDULED'
-                    AND b.slot_start >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) AS upcoming_bookings,
+                    AND b.slot_start >= $2) AS upcoming_bookings,
                 (SELECT min(slot_start) FROM customer_history_bookings b
                   WHERE b.customer_id = s.customer_id AND b.status = 'SCHEDULED'
-                    AND b.slot_start >= strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) AS next_booking_start
+                    AND b.slot_start >= $2) AS next_booking_start
            FROM customer_summary s WHERE customer_id = $1",
     )
     .bind(id.to_string())
+    // "Now" as the stored timestamps spell it (RFC 3339 UTC, milliseconds), computed here: the
+    // backends have no common function for it.
+    .bind(projections::rfc3339(Utc::now()))
     .fetch_optional(snapshot.conn())
     .await?;
     let row = row.ok_or_else(|| ApiError::not_found("customer", id))?;

@@ -243,7 +243,8 @@ pub async fn balances(
         .collect();
     let as_of = as_of.map(|date| date.0.to_string());
     let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT l.account_code, l.currency, sum(l.debit_minor), sum(l.credit_minor)
+        "SELECT l.account_code, l.currency, CAST(sum(l.debit_minor) AS BIGINT),
+                CAST(sum(l.credit_minor) AS BIGINT)
            FROM ledger_lines l JOIN ledger_entries e ON e.position = l.position
           WHERE $1 IS NULL OR e.business_date <= $1
           GROUP BY l.account_code, l.currency ORDER BY l.account_code, l.currency",
@@ -279,7 +280,7 @@ pub async fn trial_balance(
     let rows = balances(snapshot, as_of).await?;
     let as_of = as_of.map(|date| date.0.to_string());
     let totals: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT l.currency, sum(l.debit_minor), sum(l.credit_minor)
+        "SELECT l.currency, CAST(sum(l.debit_minor) AS BIGINT), CAST(sum(l.credit_minor) AS BIGINT)
            FROM ledger_lines l JOIN ledger_entries e ON e.position = l.position
           WHERE $1 IS NULL OR e.business_date <= $1
           GROUP BY l.currency ORDER BY l.currency",

@@ -118,7 +118,8 @@ pub async fn sales_report(
         SalesGroupBy::None => ("NULL", "NULL"),
     };
     let sql = format!(
-        "SELECT {period_column}, {brand}, {model}, currency, count(*), sum(revenue_minor), sum(discount_minor)
+        "SELECT {period_column}, {brand}, {model}, currency, count(*), CAST(sum(revenue_minor) AS BIGINT),
+                CAST(sum(discount_minor) AS BIGINT)
            FROM report_sales WHERE day >= $1 AND day < $2
           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
     );
@@ -198,7 +199,8 @@ pub async fn payments_report(
         PaymentsGroupBy::MethodAndStatus => ("method", "status"),
     };
     let sql = format!(
-        "SELECT {method}, {status}, currency, count(*), sum(amount_minor), sum(refunded_minor)
+        "SELECT {method}, {status}, currency, count(*), CAST(sum(amount_minor) AS BIGINT),
+                CAST(sum(refunded_minor) AS BIGINT)
            FROM report_payments WHERE day >= $1 AND day < $2
           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     );
@@ -259,9 +261,12 @@ pub async fn financing_portfolio(
     let as_of = as_of.map_or_else(|| "9999-12-31".to_owned(), |d| d.0.to_string());
     type Row = (String, i64, i64, i64, i64, i64, i64, i64, i64);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT currency, count(*), sum(principal_minor), sum(outstanding_principal_minor),
-                sum(interest_earned_minor), sum(overdue_instalments > 0), sum(overdue_instalments),
-                sum(defaulted), sum(CASE WHEN defaulted = 1 THEN outstanding_principal_minor ELSE 0 END)
+        "SELECT currency, count(*), CAST(sum(principal_minor) AS BIGINT),
+                CAST(sum(outstanding_principal_minor) AS BIGINT), CAST(sum(interest_earned_minor) AS BIGINT),
+                CAST(sum(CASE WHEN overdue_instalments > 0 THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(overdue_instalments) AS BIGINT),
+                CAST(sum(CASE WHEN defaulted = 1 THEN 1 ELSE 0 END) AS BIGINT),
+                CAST(sum(CASE WHEN defaulted = 1 THEN outstanding_principal_minor ELSE 0 END) AS BIGINT)
            FROM report_loans WHERE originated_day IS NOT NULL AND originated_day <= $1
           GROUP BY currency ORDER BY currency",
     )
@@ -357,7 +362,8 @@ pub async fn insurance_report(
     );
     let pick = |on: bool, column: &'static str| if on { column } else { "NULL" };
     let sql = format!(
-        "SELECT {}, {}, {}, currency, count(*), sum(premium_minor), sum(claims_paid_minor)
+        "SELECT {}, {}, {}, currency, count(*), CAST(sum(premium_minor) AS BIGINT),
+                CAST(sum(claims_paid_minor) AS BIGINT)
            FROM report_policies WHERE issued_day >= $1 AND issued_day < $2
           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
         pick(insurer, "insurer"),
@@ -450,7 +456,8 @@ pub async fn commission_settlement(
     // Premiums collected in the month: the commission is earned when the premium is paid (as the
     // ledger posts it), so a policy issued but never paid earns none.
     let issued: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT insurer, currency, count(*), sum(premium_minor), sum(commission_minor)
+        "SELECT insurer, currency, count(*), CAST(sum(premium_minor) AS BIGINT),
+                CAST(sum(commission_minor) AS BIGINT)
            FROM report_policies WHERE premium_paid_day >= $1 AND premium_paid_day < $2
           GROUP BY insurer, currency",
     )
@@ -550,8 +557,8 @@ pub async fn service_report(
     let (from, to) = period(from, to)?;
     let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT mechanic_id, day, count(*),
-                sum(CASE WHEN status = 'NO_SHOW' THEN 0 ELSE booked_minutes END),
-                sum(status = 'NO_SHOW')
+                CAST(sum(CASE WHEN status = 'NO_SHOW' THEN 0 ELSE booked_minutes END) AS BIGINT),
+                CAST(sum(CASE WHEN status = 'NO_SHOW' THEN 1 ELSE 0 END) AS BIGINT)
            FROM report_bookings WHERE day >= $1 AND day < $2 AND status <> 'CANCELLED'
           GROUP BY mechanic_id, day ORDER BY day, mechanic_id",
     )

@@ -1,9 +1,9 @@
 //! Reading a read model as of one point in the log: the rows and the projector's checkpoint are read in
 //! one read transaction, so the position a query reports is exactly the one its rows reflect, even
-//! while the projector keeps writing (SQLite WAL gives the transaction a stable snapshot; on
-//! PostgreSQL it is REPEATABLE READ).
+//! while the projector keeps writing (SQLite WAL gives any transaction a stable snapshot; PostgreSQL
+//! needs REPEATABLE READ, see [`Backend::begin_snapshot`]).
 
-use eventstore::{Db, DbPool};
+use eventstore::{Backend, Db, DbPool};
 use sqlx::{AnyConnection, Transaction};
 
 use crate::ApiResult;
@@ -17,9 +17,7 @@ impl Snapshot {
     /// Opens a snapshot. The first statement fixes the instant it shows.
     pub async fn open(pool: &DbPool) -> ApiResult<Self> {
         Ok(Self {
-            tx: pool
-                .begin_with(eventstore::Backend::of(pool).begin_snapshot())
-                .await?,
+            tx: pool.begin_with(Backend::of(pool).begin_snapshot()).await?,
         })
     }
 

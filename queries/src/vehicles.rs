@@ -268,8 +268,8 @@ const FILTER: &str = "($1 IS NULL OR lower(brand) = lower($1))
 struct BoundFilter {
     brand: Option<String>,
     model: Option<String>,
-    year_from: Option<i32>,
-    year_to: Option<i32>,
+    year_from: Option<i64>,
+    year_to: Option<i64>,
     price_from_minor: Option<i64>,
     price_to_minor: Option<i64>,
     currency: Option<&'static str>,
@@ -292,8 +292,9 @@ fn bind_filter(filter: &VehicleFilter) -> ApiResult<BoundFilter> {
     Ok(BoundFilter {
         brand: filter.brand.as_ref().map(|s| s.trim().to_string()),
         model: filter.model.as_ref().map(|s| s.trim().to_string()),
-        year_from: filter.year_from,
-        year_to: filter.year_to,
+        // `year` is a BIGINT column on PostgreSQL: bind the same type.
+        year_from: filter.year_from.map(i64::from),
+        year_to: filter.year_to.map(i64::from),
         price_from_minor: minor(filter.price_from, "priceFrom")?,
         price_to_minor: minor(filter.price_to, "priceTo")?,
         currency: price_given.then(|| currency.code()),

@@ -154,7 +154,8 @@ type Row = (i64, String, String, String);
 /// Who each event touches, by the rule the projector documents, worked out here from the raw log.
 async fn expected_histories(ledger: &Ledger) -> BTreeMap<String, Vec<Row>> {
     let events: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-        "SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.event_type, e.payload
+        // The payload is json on PostgreSQL, which sqlx Any cannot decode: read it as text.
+        "SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.event_type, CAST(e.payload AS TEXT)
            FROM event_log l JOIN events e USING (aggregate_type, aggregate_id, sequence)
           ORDER BY l.global_position",
     )
@@ -217,22 +218,7 @@ pub async fn dump(ledger: &Ledger, projector: &str) -> Vec<String> {
         .tables();
     let mut rows = Vec::new();
     for table in tables {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }

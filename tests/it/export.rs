@@ -3,6 +3,7 @@
 
 use autosalon::Ledger;
 use autosalon::export::{ExportFormat, export};
+use eventstore::Backend;
 use serde_json::Value;
 
 use crate::customer_history::two_customers;
@@ -18,25 +19,52 @@ fn tables(projection: &str) -> &'static [&'static str] {
         .tables()
 }
 
+/// The table's columns in declared order, as the database's own catalogue lists them.
 async fn columns(ledger: &Ledger, table: &str) -> Vec<String> {
-    sqlx::query_scalar(&format!(
-        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-    ))
-    .fetch_all(ledger.db.pool())
-    .await
-    .unwrap()
+    let sql = match ledger.db.backend() {
+        Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+        Backend::Postgres => {
+            "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+              WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(table)
+        .fetch_all(ledger.db.pool())
+        .await
+        .unwrap()
 }
 
-/// The table's rows as SQLite itself renders them to JSON (integers as numbers, NULL as null).
+/// The order `export` documents for each backend: insertion order on SQLite; on PostgreSQL, which
+/// keeps no insertion order, every column in turn.
+async fn row_order(ledger: &Ledger, table: &str) -> String {
+    match ledger.db.backend() {
+        Backend::Sqlite => "rowid".to_string(),
+        Backend::Postgres => columns(ledger, table).await.join(", "),
+    }
+}
+
+/// The functions that build a JSON object and a JSON array in the database's own SQL.
+fn json_functions(ledger: &Ledger) -> (&'static str, &'static str) {
+    match ledger.db.backend() {
+        Backend::Sqlite => ("json_object", "json_array"),
+        Backend::Postgres => ("json_build_object", "json_build_array"),
+    }
+}
+
+/// The table's rows as the database itself renders them to JSON (integers as numbers, NULL as
+/// null), in the order the export documents.
 async fn json_rows(ledger: &Ledger, table: &str) -> Vec<Value> {
     let pairs: Vec<String> = columns(ledger, table)
         .await
         .iter()
         .map(|c| format!("'{c}', {c}"))
         .collect();
+    let (object, _) = json_functions(ledger);
     let sql = format!(
-        "SELECT json_object({}) FROM {table} ORDER BY rowid",
-        pairs.join(", ")
+        "SELECT CAST({object}({}) AS TEXT) FROM {table} ORDER BY {}",
+        pairs.join(", "),
+        row_order(ledger, table).await
     );
     sqlx::query_scalar::<_, String>(&sql)
         .fetch_all(ledger.db.pool())
@@ -54,9 +82,11 @@ async fn text_rows(ledger: &Ledger, table: &str) -> Vec<Vec<String>> {
         .iter()
         .map(|c| format!("coalesce(CAST({c} AS TEXT), '')"))
         .collect();
+    let (_, array) = json_functions(ledger);
     let sql = format!(
-        "SELECT json_array({}) FROM {table} ORDER BY rowid",
-        cast.join(", ")
+        "SELECT CAST({array}({}) AS TEXT) FROM {table} ORDER BY {}",
+        cast.join(", "),
+        row_order(ledger, table).await
     );
     sqlx::query_scalar::<_, String>(&sql)
         .fetch_all(ledger.db.pool())

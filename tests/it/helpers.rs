@@ -88,11 +88,20 @@ pub async fn spawn_app(dir: &tempfile::TempDir) -> TestApp {
 
 /// Starts the application on the database at `path` (which may already hold data).
 pub async fn spawn_app_on(database_path: PathBuf) -> TestApp {
-    spawn_with(ServeArgs::new(
-        database_url(&database_path),
-        "127.0.0.1:0".parse().unwrap(),
-    ))
-    .await
+    spawn_with(serve_args(&database_path)).await
+}
+
+/// Settings for a server on the database kept at `path`, on port 0, its signing key beside `path`.
+/// On SQLite that is where [`ServeArgs::new`] puts it; a PostgreSQL URL names no file, so there it
+/// would fall back to one shared key in the working directory, which tests would overwrite under
+/// each other: each test keeps its own, as on SQLite.
+pub fn serve_args(database_path: &Path) -> ServeArgs {
+    let mut settings = ServeArgs::new(database_url(database_path), "127.0.0.1:0".parse().unwrap());
+    if postgres_admin_url().is_some() {
+        settings.signing_key_file =
+            PathBuf::from(format!("{}.signing.key", database_path.display()));
+    }
+    settings
 }
 
 pub async fn spawn_with(settings: ServeArgs) -> TestApp {
@@ -108,10 +117,7 @@ pub async fn spawn_with_insurers(
     dir: &tempfile::TempDir,
     insurers: commands::insurers::InsurerPanel,
 ) -> TestApp {
-    let settings = ServeArgs::new(
-        database_url(&dir.path().join("autosalon.db")),
-        "127.0.0.1:0".parse().unwrap(),
-    );
+    let settings = serve_args(&dir.path().join("autosalon.db"));
     start(
         Application::build_with_insurers(settings, insurers)
             .await

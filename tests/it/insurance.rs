@@ -7,7 +7,7 @@ use std::time::Duration;
 use aggregates::money::{Currency, Money};
 use aggregates::policy::pro_rata_refund;
 use aggregates::policy::tariffs::{Offer, PARTNERS, QuoteTerms};
-use autosalon::{Application, Ledger, ServeArgs};
+use autosalon::{Application, Ledger};
 use chrono::NaiveDate;
 use commands::insurers::{Insurer, InsurerError, InsurerPanel, PartnerInsurer};
 use futures::future::BoxFuture;
@@ -357,22 +357,7 @@ async fn dump(ledger: &Ledger) -> Vec<String> {
         "policies",
         "insurance_claims",
     ] {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }
@@ -383,7 +368,7 @@ async fn a_signing_key_readable_by_others_stops_the_start() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir();
     let database = dir.path().join("autosalon.db");
-    let settings = ServeArgs::new(database_url(&database), "127.0.0.1:0".parse().unwrap());
+    let settings = serve_args(&database);
     let key_file = settings.signing_key_file.clone();
     assert_eq!(key_file, dir.path().join("autosalon.db.signing.key"));
     std::fs::write(&key_file, format!("{}\n", "ab".repeat(32))).unwrap();

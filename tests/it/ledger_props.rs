@@ -4,22 +4,7 @@
 pub async fn dump_ledger(ledger: &autosalon::Ledger) -> Vec<String> {
     let mut rows = Vec::new();
     for table in projections::Projector::tables(&projections::ledger::Ledger) {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }
@@ -330,7 +315,8 @@ async fn run(case: u128, sales: Vec<Sale>) {
     .unwrap();
     assert_eq!(unbalanced, Vec::<i64>::new(), "every entry balances");
     let (debits, credits): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(debit_minor), 0), coalesce(sum(credit_minor), 0) FROM ledger_lines",
+        "SELECT CAST(coalesce(sum(debit_minor), 0) AS BIGINT), CAST(coalesce(sum(credit_minor), 0) AS BIGINT)
+           FROM ledger_lines",
     )
     .fetch_one(pool)
     .await
@@ -338,7 +324,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
     assert_eq!(debits, credits, "total debits equal total credits");
 
     let balances: BTreeMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT account_code, sum(debit_minor) - sum(credit_minor) FROM ledger_lines GROUP BY 1",
+        "SELECT account_code, CAST(sum(debit_minor) - sum(credit_minor) AS BIGINT) FROM ledger_lines GROUP BY 1",
     )
     .fetch_all(pool)
     .await
@@ -347,7 +333,8 @@ async fn run(case: u128, sales: Vec<Sale>) {
     .collect();
     let balance = |code: &str| balances.get(code).copied().unwrap_or(0);
     let outstanding: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(outstanding_principal_minor), 0) FROM loans WHERE disbursed_on IS NOT NULL",
+        "SELECT CAST(coalesce(sum(outstanding_principal_minor), 0) AS BIGINT) FROM loans
+          WHERE disbursed_on IS NOT NULL",
     )
     .fetch_one(pool)
     .await
@@ -360,7 +347,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
     // What the loans received in all (principal and interest), by the loans read model: beyond
     // the scheduled repayments the scenario made, that is its early repayments.
     let received_by_loans: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(principal_repaid_minor + interest_paid_minor), 0) FROM loans",
+        "SELECT CAST(coalesce(sum(principal_repaid_minor + interest_paid_minor), 0) AS BIGINT) FROM loans",
     )
     .fetch_one(pool)
     .await
@@ -372,19 +359,21 @@ async fn run(case: u128, sales: Vec<Sale>) {
         cash + early,
         "cash = payments − refunds + repayments + premiums − premium refunds − claims paid"
     );
-    let interest: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(interest_paid_minor), 0) FROM loans")
-            .fetch_one(pool)
-            .await
-            .unwrap();
+    let interest: i64 = sqlx::query_scalar(
+        "SELECT CAST(coalesce(sum(interest_paid_minor), 0) AS BIGINT) FROM loans",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
     assert_eq!(
         -balance("4100"),
         interest,
         "interest income is interest received"
     );
     let (collected, commission_kept, policies): (i64, i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(premium_minor - coalesce(refund_minor, 0) - claims_paid_minor), 0),
-                coalesce(sum(commission_minor * (premium_minor - coalesce(refund_minor, 0)) / premium_minor), 0),
+        "SELECT CAST(coalesce(sum(premium_minor - coalesce(refund_minor, 0) - claims_paid_minor), 0) AS BIGINT),
+                CAST(coalesce(sum(commission_minor * (premium_minor - coalesce(refund_minor, 0)) / premium_minor), 0)
+                    AS BIGINT),
                 count(*)
            FROM policies WHERE premium_paid_at IS NOT NULL",
     )
@@ -402,7 +391,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
     );
     assert_eq!(balance("2400"), 0, "every approved claim was paid");
     let revenue: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(price_minor), 0) FROM ledger_orders o
+        "SELECT CAST(coalesce(sum(price_minor), 0) AS BIGINT) FROM ledger_orders o
           WHERE EXISTS (SELECT 1 FROM ledger_entries e WHERE e.aggregate_id = o.order_id AND e.event_type = 'OrderHandedOver')",
     )
     .fetch_one(pool)

@@ -302,22 +302,7 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
 async fn dump_loan_tables(ledger: &autosalon::Ledger) -> Vec<String> {
     let mut rows = Vec::new();
     for table in ["loans", "loan_instalments"] {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }

@@ -19,5 +19,6 @@ mod projector;
 mod readme;
 mod rebuild;
 mod reports;
+mod rows;
 mod schema;
 mod transfer;

@@ -421,6 +421,7 @@ async fn two_servers_share_one_database_and_one_takes_over_the_projectors_when_t
     let killed_at = Instant::now();
     second.wait(&client, true, Duration::from_secs(30)).await;
     let takeover = killed_at.elapsed();
+    eprintln!("the second server runs every projector {takeover:?} after the first was killed");
     assert!(
         takeover < Duration::from_secs(10),
         "the second server took {takeover:?} to take the projectors over"

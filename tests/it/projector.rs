@@ -77,22 +77,7 @@ async fn write_history(dealership: &Dealership, first: usize, vehicles: usize) {
 async fn dump(ledger: &Ledger) -> Vec<String> {
     let mut rows = Vec::new();
     for table in ["catalog_vehicles", "customers", "orders"] {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }

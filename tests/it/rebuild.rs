@@ -42,19 +42,10 @@ pub(crate) async fn dump(
 ) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for table in tables {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(pool)
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
+        out.insert(
+            table.to_string(),
+            crate::rows::table_rows(pool, table).await,
         );
-        let mut rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap();
-        rows.sort();
-        out.insert(table.to_string(), rows);
     }
     out
 }

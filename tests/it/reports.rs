@@ -537,34 +537,39 @@ fn expected(events: &[RecordedEvent]) -> Expected {
 async fn from_tables(ledger: &autosalon::Ledger) -> Expected {
     let pool = ledger.db.pool();
     let sales: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT brand, model, count(*), sum(revenue_minor), sum(discount_minor) FROM report_sales GROUP BY brand, model",
+        "SELECT brand, model, count(*), CAST(sum(revenue_minor) AS BIGINT), CAST(sum(discount_minor) AS BIGINT)
+           FROM report_sales GROUP BY brand, model",
     )
     .fetch_all(pool)
     .await
     .unwrap();
     let payments: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT method, status, count(*), sum(amount_minor), sum(refunded_minor) FROM report_payments
+        "SELECT method, status, count(*), CAST(sum(amount_minor) AS BIGINT), CAST(sum(refunded_minor) AS BIGINT)
+           FROM report_payments
           GROUP BY method, status",
     )
     .fetch_all(pool)
     .await
     .unwrap();
     let loans: (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), sum(principal_minor), sum(interest_earned_minor), sum(outstanding_principal_minor)
+        "SELECT count(*), CAST(sum(principal_minor) AS BIGINT), CAST(sum(interest_earned_minor) AS BIGINT),
+                CAST(sum(outstanding_principal_minor) AS BIGINT)
            FROM report_loans WHERE originated_day IS NOT NULL",
     )
     .fetch_one(pool)
     .await
     .unwrap();
     let insurers: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT insurer, count(*), sum(premium_minor), sum(commission_minor), sum(claims_paid_minor),
-                sum(refund_minor) FROM report_policies GROUP BY insurer",
+        "SELECT insurer, count(*), CAST(sum(premium_minor) AS BIGINT), CAST(sum(commission_minor) AS BIGINT),
+                CAST(sum(claims_paid_minor) AS BIGINT), CAST(sum(refund_minor) AS BIGINT)
+           FROM report_policies GROUP BY insurer",
     )
     .fetch_all(pool)
     .await
     .unwrap();
     let collected: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT insurer, count(*), sum(premium_minor), sum(commission_minor) FROM report_policies
+        "SELECT insurer, count(*), CAST(sum(premium_minor) AS BIGINT), CAST(sum(commission_minor) AS BIGINT)
+           FROM report_policies
           WHERE premium_paid_day IS NOT NULL GROUP BY insurer",
     )
     .fetch_all(pool)
@@ -697,22 +702,7 @@ fn from_graphql(seen: &Value) -> Expected {
 async fn dump(ledger: &autosalon::Ledger, tables: &[&str]) -> Vec<String> {
     let mut rows = Vec::new();
     for table in tables {
-        let columns: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap();
-        let quoted: Vec<String> = columns.iter().map(|c| format!("quote({c})")).collect();
-        let sql = format!(
-            "SELECT '{table}|' || {} FROM {table} ORDER BY 1",
-            quoted.join(" || '|' || ")
-        );
-        rows.extend(
-            sqlx::query_scalar::<_, String>(&sql)
-                .fetch_all(ledger.db.pool())
-                .await
-                .unwrap(),
-        );
+        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
     }
     rows
 }
