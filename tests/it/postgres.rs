@@ -417,6 +417,10 @@ async fn two_servers_share_one_database_and_one_takes_over_the_projectors_when_t
     while head(observer.clone()).await < (WORKERS * PER_WORKER / 2) as i64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(
+        workers.iter().all(|worker| !worker.is_finished()),
+        "the kill must come while every client is still sending"
+    );
     first.kill();
     let killed_at = Instant::now();
     second.wait(&client, true, Duration::from_secs(30)).await;
@@ -557,6 +561,10 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     observer.close().await;
+    assert!(
+        workers.iter().all(|worker| !worker.is_finished()),
+        "the restart must come while every client is still sending"
+    );
     // Crash-stop and restart: committed transactions are recovered from the WAL, nothing else.
     let restarted = Command::new(&cluster.pg_ctl)
         .args(["restart", "--mode=immediate", "--wait"])
