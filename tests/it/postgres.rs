@@ -679,3 +679,50 @@ async fn stored_events_cannot_be_changed_deleted_or_truncated() {
     assert!(events[0].recorded_at <= chrono::Utc::now());
     db.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (AUTOSALON_TEST_DATABASE_URL); .ci/run runs it"]
+async fn an_append_or_a_checkpoint_move_in_one_server_wakes_the_others() {
+    let dir = temp_dir();
+    let url = postgres_database(&dir);
+    let writer = Database::connect(&url).await.unwrap();
+    writer.migrate().await.unwrap();
+    let other = Database::connect(&url).await.unwrap();
+    let mut appended = other.subscribe_appended();
+    let mut checkpoints = other.subscribe_checkpoints();
+    // The listener signals once when it is subscribed (a notification may have been missed before);
+    // from then on only a notification signals.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while *appended.borrow() == 0 || *checkpoints.borrow() == 0 {
+        assert!(Instant::now() < deadline, "the listener never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    appended.borrow_and_update();
+    checkpoints.borrow_and_update();
+
+    sqlx::query(APPEND)
+        .bind("Vehicle")
+        .bind("woken")
+        .execute(writer.pool())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), appended.changed())
+        .await
+        .expect("the other server heard of the append")
+        .unwrap();
+    assert!(
+        !checkpoints.has_changed().unwrap(),
+        "an append is not a checkpoint move"
+    );
+
+    sqlx::query("INSERT INTO log_checkpoints (consumer, version, position) VALUES ('woken', 1, 1)")
+        .execute(writer.pool())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), checkpoints.changed())
+        .await
+        .expect("the other server heard of the checkpoint move")
+        .unwrap();
+    other.close().await;
+    writer.close().await;
+}
