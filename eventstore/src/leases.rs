@@ -75,14 +75,6 @@ impl Leases {
         }
     }
 
-    /// The consumers this server holds now.
-    pub async fn held(&self) -> Vec<String> {
-        match &self.inner {
-            None => Vec::new(),
-            Some(inner) => inner.lock().await.held.iter().cloned().collect(),
-        }
-    }
-
     /// Gives every lease up (shutdown), so another server takes over at once.
     pub(crate) async fn release_all(&self) {
         if let Some(inner) = &self.inner {
