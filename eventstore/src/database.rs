@@ -84,22 +84,25 @@ pub enum Backend {
 impl Backend {
     /// The backend a database URL names.
     pub fn from_url(url: &str) -> Result<Self, StoreError> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => Ok(Self::Sqlite),
-            "postgres" | "postgresql" => Ok(Self::Postgres),
-            _ => Err(StoreError::InvalidUrl {
+        Self::from_scheme(url.split(':').next().unwrap_or_default()).ok_or_else(|| {
+            StoreError::InvalidUrl {
                 url: redact(url),
                 reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
-            }),
-        }
+            }
+        })
     }
 
     /// The backend a [`DbPool`] is connected to.
     pub fn of(pool: &DbPool) -> Self {
-        match pool.connect_options().database_url.scheme() {
-            "postgres" | "postgresql" => Self::Postgres,
-            _ => Self::Sqlite,
+        Self::from_scheme(pool.connect_options().database_url.scheme())
+            .expect("pools are opened only for URLs `from_url` accepted")
+    }
+
+    fn from_scheme(scheme: &str) -> Option<Self> {
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
         }
     }
 
