@@ -167,7 +167,12 @@ impl Projections {
             .await?;
             let status = match stored {
                 Some((version, position, failed, error)) if version == projector.version() => {
-                    create_tables(&mut tx, self.db.backend(), projector.as_ref()).await?;
+                    // Its tables exist unless someone dropped one. Never touch the DDL of a read
+                    // model another server may be writing: on PostgreSQL even `CREATE INDEX IF NOT
+                    // EXISTS` locks the table and can deadlock with that server's batch.
+                    if !tables_exist(&mut tx, self.db.backend(), projector.as_ref()).await? {
+                        create_tables(&mut tx, self.db.backend(), projector.as_ref()).await?;
+                    }
                     ProjectorStatus {
                         position,
                         failure: failed.zip(error),
@@ -248,12 +253,20 @@ impl Projections {
             .begin_with(self.db.backend().begin_write())
             .await
             .map_err(before)?;
-        let position: i64 =
-            sqlx::query_scalar("SELECT position FROM log_checkpoints WHERE consumer = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(before)?;
+        // On PostgreSQL, FOR UPDATE makes a second server stepping the same projector (a lease lost
+        // an instant ago, `autosalon rebuild` beside a server) wait here and then read the moved
+        // checkpoint, instead of colliding with this batch's rows.
+        let read_checkpoint = match self.db.backend() {
+            Backend::Sqlite => "SELECT position FROM log_checkpoints WHERE consumer = $1",
+            Backend::Postgres => {
+                "SELECT position FROM log_checkpoints WHERE consumer = $1 FOR UPDATE"
+            }
+        };
+        let position: i64 = sqlx::query_scalar(read_checkpoint)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(before)?;
         let batch = eventstore::log::read_after(
             &mut *tx,
             self.db.backend(),
@@ -286,12 +299,13 @@ impl Projections {
         let moved = sqlx::query(
             "UPDATE log_checkpoints
                 SET position = $1, updated_at = $4, failed_position = NULL, last_error = NULL
-              WHERE consumer = $2 AND position = $3",
+              WHERE consumer = $2 AND position = $3 AND version = $5",
         )
         .bind(last)
         .bind(name)
         .bind(position)
         .bind(now_text())
+        .bind(projector.version())
         .execute(&mut *tx)
         .await
         .map_err(before)?;
@@ -313,15 +327,22 @@ impl Projections {
         tracing::error!(projector = name, position, error = %err, "projector stopped on an event");
         let message = err.to_string();
         let recorded = sqlx::query(
-            "UPDATE log_checkpoints SET failed_position = $1, last_error = $2 WHERE consumer = $3",
+            "UPDATE log_checkpoints SET failed_position = $1, last_error = $2
+              WHERE consumer = $3 AND position < $1 AND version = $4",
         )
         .bind(position)
         .bind(&message)
         .bind(name)
+        .bind(entry.projector.version())
         .execute(self.db.pool())
         .await;
-        if let Err(store_err) = recorded {
-            tracing::error!(projector = name, error = %store_err, "could not record the projector failure");
+        match recorded {
+            // Another stepper (another server, a rebuild) has already applied it: not a failure.
+            Ok(result) if result.rows_affected() == 0 => return,
+            Ok(_) => {}
+            Err(store_err) => {
+                tracing::error!(projector = name, error = %store_err, "could not record the projector failure");
+            }
         }
         entry
             .status
@@ -501,6 +522,30 @@ async fn create_tables(
             .await?;
     }
     Ok(())
+}
+
+/// Whether every table of the projector exists.
+async fn tables_exist(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    projector: &dyn Projector,
+) -> Result<bool, sqlx::Error> {
+    let sql = match backend {
+        Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+        Backend::Postgres => {
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"
+        }
+    };
+    for table in projector.tables() {
+        let found: i64 = sqlx::query_scalar(sql)
+            .bind(*table)
+            .fetch_one(&mut *conn)
+            .await?;
+        if found == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Now, as the checkpoint table stores it (RFC 3339 UTC, milliseconds, `Z`).
