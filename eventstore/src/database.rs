@@ -377,18 +377,33 @@ fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|count| *count = count.wrapping_add(1));
 }
 
-/// The URL without its password, for error messages and logs.
+/// The URL without its password (in the authority or a `password=` parameter), for error messages
+/// and logs. A URL that does not parse is not shown at all.
 pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((credentials, host)) => match credentials.split_once(':') {
-                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-                None => url.to_string(),
-            },
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparseable database URL>".into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let has_secret = parsed
+        .query_pairs()
+        .any(|(key, _)| key.eq_ignore_ascii_case("password"));
+    if has_secret {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key.eq_ignore_ascii_case("password") {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 async fn assert_sqlite_durability(pool: &SqlitePool) -> Result<(), StoreError> {
@@ -547,5 +562,12 @@ mod ddl_tests {
             redact("postgres://u:secret@h:5432/db"),
             "postgres://u:***@h:5432/db"
         );
+        assert_eq!(redact("postgres://u:p%40ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=secret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact("sqlite://autosalon.db"), "sqlite://autosalon.db");
+        assert!(!redact("postgres://u:p@ss@h/db").contains("p@"));
     }
 }

@@ -19,6 +19,10 @@ use tokio::sync::Mutex;
 
 use crate::database::LOCK_NAMESPACE;
 
+/// First key of the lease locks: apart from the store's own locks (append, schema), so no consumer
+/// name can ever hash onto one of them.
+const LEASE_NAMESPACE: i32 = LOCK_NAMESPACE + 1;
+
 /// How stale the last proof of a live lease connection may be before it is checked again.
 const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
@@ -28,7 +32,6 @@ pub struct Leases {
     inner: Option<Mutex<PgLeases>>,
 }
 
-#[derive(Debug)]
 struct PgLeases {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
@@ -47,9 +50,17 @@ impl Leases {
         Self {
             inner: Some(Mutex::new(PgLeases {
                 // Named after this process, so an operator sees in pg_stat_activity which server
-                // holds which lease.
+                // holds which lease. A process that dies closes its socket and PostgreSQL releases
+                // its leases at once; a host that vanishes (power, network) sends nothing, so the
+                // server probes this session and drops it within about 15 s, not the OS's 2 hours.
                 options: options
-                    .application_name(&format!("autosalon-leases-{}", std::process::id())),
+                    .application_name(&format!("autosalon-leases-{}", std::process::id()))
+                    .options([
+                        ("tcp_keepalives_idle", "5"),
+                        ("tcp_keepalives_interval", "2"),
+                        ("tcp_keepalives_count", "3"),
+                        ("tcp_user_timeout", "15000"),
+                    ]),
                 conn: None,
                 held: BTreeSet::new(),
                 checked_at: Instant::now(),
@@ -89,6 +100,16 @@ impl Leases {
     }
 }
 
+/// Never prints the connect options: they hold the password.
+impl std::fmt::Debug for PgLeases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLeases")
+            .field("connected", &self.conn.is_some())
+            .field("held", &self.held)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PgLeases {
     async fn hold(&mut self, consumer: &str) -> Result<bool, sqlx::Error> {
         if self.conn.is_none() {
@@ -105,7 +126,7 @@ impl PgLeases {
             return Ok(true);
         }
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(LOCK_NAMESPACE)
+            .bind(LEASE_NAMESPACE)
             .bind(consumer)
             .fetch_one(&mut *conn)
             .await?;
