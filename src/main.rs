@@ -134,10 +134,15 @@ async fn main() -> anyhow::Result<()> {
         Command::ImportEvents { input, database } => {
             let file = std::fs::File::open(&input)
                 .with_context(|| format!("opening {}", input.display()))?;
-            let ledger = Ledger::open(&database.database_url).await?;
+            // Only the store's own migrations: the write-side guards and the read models come at the
+            // next start, built from the imported log (a log may predate a guard it would trip).
+            let db = eventstore::Database::connect(&database.database_url).await?;
+            db.migrate()
+                .await
+                .context("applying event-store migrations")?;
             let imported =
-                autosalon::transfer::import_events(&ledger.db, &mut std::io::BufReader::new(file))
-                    .await?;
+                autosalon::transfer::import_events(&db, &mut std::io::BufReader::new(file)).await?;
+            db.close().await;
             eprintln!(
                 "imported {imported} events into {}; read models are built at the next serve",
                 eventstore::database::redact(&database.database_url)

@@ -26,11 +26,12 @@ async fn export(source: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// As `autosalon import-events` does it: the store's migrations only, then the import.
 async fn import(target: &str, file: &str) -> anyhow::Result<i64> {
-    let ledger = autosalon::Ledger::open(target).await.unwrap();
-    let imported =
-        autosalon::transfer::import_events(&ledger.db, &mut std::io::Cursor::new(file)).await;
-    ledger.db.close().await;
+    let db = eventstore::Database::connect(target).await.unwrap();
+    db.migrate().await.unwrap();
+    let imported = autosalon::transfer::import_events(&db, &mut std::io::Cursor::new(file)).await;
+    db.close().await;
     imported
 }
 
