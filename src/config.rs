@@ -72,12 +72,6 @@ impl ServeArgs {
             .map(|path| path.split('?').next().unwrap_or(path))
             .filter(|path| !path.is_empty() && !path.contains(":memory:"))
             .map(|path| PathBuf::from(format!("{path}.signing.key")))
-            .or_else(|| {
-                // A server database: one key per database, in the temporary directory.
-                let database = database_url.rsplit('/').next()?.split('?').next()?;
-                (!database.is_empty() && database_url.starts_with("postgres"))
-                    .then(|| std::env::temp_dir().join(format!("autosalon-{database}.signing.key")))
-            })
             .unwrap_or_else(|| PathBuf::from("autosalon-signing.key"));
         Self {
             database: DatabaseArgs { database_url },
