@@ -3,10 +3,10 @@
 //! session-level advisory lock named after it, on one dedicated connection. When that server dies,
 //! PostgreSQL ends its session and releases the locks, and the next server that asks takes over.
 //!
-//! The lock decides who does the work; it is not what keeps a read model correct. Every batch moves
-//! its checkpoint with a guarded UPDATE in the same transaction as its rows, so even two servers that
-//! briefly both believe they hold a lease (a connection dropped an instant ago) cannot apply an event
-//! twice: the second commit finds the checkpoint already moved and rolls back.
+//! The lock decides who does the work; it is not what keeps a read model correct. Every batch reads
+//! its checkpoint `FOR UPDATE` and moves it with a guarded UPDATE in the same transaction as its rows,
+//! so even two servers that briefly both believe they hold a lease (a connection dropped an instant
+//! ago) cannot apply an event twice: the second waits for the first's batch and continues after it.
 //!
 //! On SQLite there is one machine and one writer: every consumer always runs locally.
 

@@ -738,3 +738,74 @@ async fn an_append_or_a_checkpoint_move_in_one_server_wakes_the_others() {
     other.close().await;
     writer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (AUTOSALON_TEST_DATABASE_URL); .ci/run runs it"]
+async fn two_servers_stepping_one_projector_at_once_apply_each_event_once_and_record_no_failure() {
+    const EVENTS: usize = 600;
+    let dir = temp_dir();
+    let url = postgres_database(&dir);
+    let mut steppers = Vec::new();
+    for _ in 0..2 {
+        let db = Database::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let projections = Arc::new(Projections::new(
+            db.clone(),
+            Arc::new(Vec::new()),
+            vec![Arc::new(Recorder)],
+        ));
+        projections.prepare().await.unwrap();
+        steppers.push((db, projections));
+    }
+    let writer = steppers[0].0.clone();
+    let appends = tokio::spawn(async move {
+        for n in 0..EVENTS {
+            sqlx::query(APPEND)
+                .bind("Raced")
+                .bind(format!("raced-{n}"))
+                .execute(writer.pool())
+                .await
+                .unwrap();
+        }
+    });
+    // Both step as fast as they can, as two servers would if both believed they held the lease.
+    let racers: Vec<_> = steppers
+        .iter()
+        .map(|(_, projections)| {
+            let projections = projections.clone();
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for _ in 0..400 {
+                    if let Err(err) = projections.step("test_recorder").await {
+                        errors.push(err.to_string());
+                    }
+                    tokio::task::yield_now().await;
+                }
+                errors
+            })
+        })
+        .collect();
+    appends.await.unwrap();
+    for racer in racers {
+        let errors = racer.await.unwrap();
+        assert!(errors.is_empty(), "a stepper failed: {errors:?}");
+    }
+    steppers[0].1.catch_up("test_recorder").await.unwrap();
+    let (db, _) = &steppers[0];
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT position FROM test_recorded ORDER BY position")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied, (1..=EVENTS as i64).collect::<Vec<_>>());
+    let failure: (Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT failed_position, last_error FROM log_checkpoints WHERE consumer = 'test_recorder'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(failure, (None, None));
+    for (db, _) in steppers {
+        db.close().await;
+    }
+}
