@@ -16,7 +16,7 @@ pub const MAX_BATCH_EVENTS: u32 = 1_000;
 /// One stored event as the global log presents it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordedEvent {
-    /// Position in the global, commit-ordered log (1-based, gap-free on SQLite, never reused).
+    /// Position in the global, commit-ordered log (1-based, gap-free on both backends, never reused).
     pub position: i64,
     pub aggregate_type: String,
     pub aggregate_id: String,
