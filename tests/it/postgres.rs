@@ -384,6 +384,24 @@ async fn stock_through(
     ids
 }
 
+/// The log holds one `VehicleStocked` for every acknowledged vehicle, and for nothing else.
+async fn assert_stocked_exactly_once(db: &Database, acknowledged: &BTreeSet<String>) {
+    let per_vehicle: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*) FROM events
+          WHERE aggregate_type = 'Vehicle' AND event_type = 'VehicleStocked'
+          GROUP BY aggregate_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let per_vehicle: BTreeMap<String, i64> = per_vehicle.into_iter().collect();
+    assert_eq!(
+        &per_vehicle.keys().cloned().collect::<BTreeSet<_>>(),
+        acknowledged
+    );
+    assert!(per_vehicle.values().all(|&n| n == 1), "{per_vehicle:?}");
+}
+
 const STOCK_WITH_KEY: &str = "mutation Stock($input: StockVehicleInput!, $key: String) {
   stockVehicle(input: $input, idempotencyKey: $key) { position vehicle { id } }
 }";
@@ -448,20 +466,7 @@ async fn two_servers_share_one_database_and_one_takes_over_the_projectors_when_t
     assert_eq!(stocked.len(), WORKERS * PER_WORKER);
 
     // Every acknowledged vehicle was stocked exactly once, and the survivor's read models caught up.
-    let per_vehicle: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT aggregate_id, count(*) FROM events
-          WHERE aggregate_type = 'Vehicle' AND event_type = 'VehicleStocked'
-          GROUP BY aggregate_id",
-    )
-    .fetch_all(observer.pool())
-    .await
-    .unwrap();
-    let per_vehicle: BTreeMap<String, i64> = per_vehicle.into_iter().collect();
-    assert_eq!(
-        per_vehicle.keys().cloned().collect::<BTreeSet<_>>(),
-        stocked
-    );
-    assert!(per_vehicle.values().all(|&n| n == 1), "{per_vehicle:?}");
+    assert_stocked_exactly_once(&observer, &stocked).await;
     let head = head(observer.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -598,20 +603,7 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
     // The same server, never restarted, answers; every acknowledged vehicle is there exactly once,
     // in the log and in the read model.
     let observer = Database::connect(&cluster.admin_url).await.unwrap();
-    let stocked: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT aggregate_id, count(*) FROM events
-          WHERE aggregate_type = 'Vehicle' AND event_type = 'VehicleStocked'
-          GROUP BY aggregate_id",
-    )
-    .fetch_all(observer.pool())
-    .await
-    .unwrap();
-    let stocked: BTreeMap<String, i64> = stocked.into_iter().collect();
-    assert_eq!(
-        stocked.keys().cloned().collect::<BTreeSet<_>>(),
-        acknowledged
-    );
-    assert!(stocked.values().all(|&n| n == 1), "{stocked:?}");
+    assert_stocked_exactly_once(&observer, &acknowledged).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = app
