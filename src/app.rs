@@ -16,9 +16,11 @@ use projections::Projections;
 use queries::ReadModels;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tower_http::cors::CorsLayer;
 
 use crate::config::ServeArgs;
-use crate::http::{AppState, router};
+use crate::http::{AppState, cors_layer, router};
+use crate::server::ConnectionLimits;
 
 /// Everything a subcommand needs from the database: the store, its log readers and the projectors.
 pub struct Ledger {
@@ -65,6 +67,10 @@ impl Ledger {
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    cors: CorsLayer,
+    connections: ConnectionLimits,
+    /// Dropped receivers tell it when the last background mutation has finished.
+    in_flight: watch::Sender<()>,
 }
 
 impl Application {
@@ -78,6 +84,7 @@ impl Application {
         settings: ServeArgs,
         insurers: InsurerPanel,
     ) -> anyhow::Result<Self> {
+        settings.validate().context("checking the settings")?;
         let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
             .context("loading the policy signing key")?;
         tracing::info!(
@@ -139,22 +146,32 @@ impl Application {
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
             })
-            .limit_depth(settings.max_query_depth)
-            .limit_complexity(settings.max_query_complexity)
             .finish();
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let (in_flight, in_flight_receiver) = watch::channel(());
         Ok(Self {
             listener,
             state: AppState {
                 schema,
                 db: ledger.db,
                 projections: ledger.projections,
+                limits: settings.limits(),
                 max_body_bytes: settings.max_body_bytes,
                 max_batch: settings.max_batch,
                 graphiql: settings.graphiql,
+                body_read_timeout: settings.body_read_timeout(),
+                request_timeout: settings.request_timeout(),
+                in_flight: in_flight_receiver,
             },
+            cors: cors_layer(settings.cors_origins()?),
+            connections: ConnectionLimits {
+                header_read_timeout: settings.header_read_timeout(),
+                max_connections: settings.max_connections,
+                shutdown_deadline: settings.shutdown_deadline(),
+            },
+            in_flight,
         })
     }
 
@@ -164,7 +181,11 @@ impl Application {
             .expect("a bound TCP listener has a local address")
     }
 
-    /// Serves until `shutdown` completes, then stops the projectors and closes the database.
+    /// Serves until `shutdown` completes; then, within the shutdown deadline: stops accepting,
+    /// lets in-flight requests and background mutations finish, stops the projectors (they were
+    /// needed until then: a mutation waits for its read models) and closes the database. Whatever
+    /// is still running at the deadline is abandoned, as a crash would: every command is durable
+    /// or not written, and a retry with its idempotency key completes it.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -173,17 +194,32 @@ impl Application {
         let workers = self.state.projections.spawn(stopped);
         let db = self.state.db.clone();
         tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
-        axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(shutdown)
+        let router = router(self.state, self.cors);
+        let served = crate::server::serve(self.listener, router, self.connections, shutdown).await;
+        let deadline = served.signalled_at + self.connections.shutdown_deadline;
+        if tokio::time::timeout_at(deadline, self.in_flight.closed())
             .await
-            .context("serving HTTP")?;
-        stop_projectors.send_replace(true);
-        for worker in workers {
-            if let Err(err) = worker.await {
-                tracing::error!(error = %err, "a projector task ended abnormally");
-            }
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.in_flight.receiver_count(),
+                "shutdown deadline passed with mutations still running; abandoning them"
+            );
         }
-        db.close().await;
+        stop_projectors.send_replace(true);
+        let finished = tokio::time::timeout_at(deadline, async {
+            for worker in workers {
+                if let Err(err) = worker.await {
+                    tracing::error!(error = %err, "a projector task ended abnormally");
+                }
+            }
+            db.close().await;
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!("shutdown deadline passed before the projectors stopped; exiting");
+        }
+        tracing::info!("stopped");
         Ok(())
     }
 }

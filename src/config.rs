@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::limits::Limits;
+
 /// Where the data lives. Shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseArgs {
@@ -36,12 +38,50 @@ pub struct ServeArgs {
     /// Deepest selection nesting accepted.
     #[arg(long, env = "AUTOSALON_MAX_QUERY_DEPTH", default_value_t = 16)]
     pub max_query_depth: usize,
-    /// Highest query complexity accepted (one per selected field).
-    #[arg(long, env = "AUTOSALON_MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
-    pub max_query_complexity: usize,
+    /// Highest cost of one request: every field, fragment spread and inline fragment counts 1, a
+    /// connection's edges and nodes once per item of the page; a batch shares one budget. Also the
+    /// most selections one request may write.
+    #[arg(long, env = "AUTOSALON_MAX_QUERY_COMPLEXITY", default_value_t = 5_000)]
+    pub max_query_complexity: u64,
     /// Most operations in one batched request.
     #[arg(long, env = "AUTOSALON_MAX_BATCH", default_value_t = 10)]
     pub max_batch: usize,
+    /// Most mutation fields one request may run, aliases and batches included (each is a command).
+    #[arg(long, env = "AUTOSALON_MAX_MUTATION_FIELDS", default_value_t = 5)]
+    pub max_mutation_fields: u64,
+    /// Web origins whose pages may call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://crm.example.ru,http://localhost:3000`. None by default: browsers then refuse every
+    /// cross-origin call.
+    #[arg(
+        long,
+        env = "AUTOSALON_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        num_args = 0..
+    )]
+    pub cors_allowed_origins: Vec<String>,
+    /// How long a client may take to send a request's headers, in milliseconds; then the connection
+    /// is closed.
+    #[arg(
+        long,
+        env = "AUTOSALON_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's whole body, in milliseconds (408 after).
+    #[arg(long, env = "AUTOSALON_BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_read_timeout_ms: u64,
+    /// How long a GraphQL request may run, in milliseconds (503 `TIMEOUT` after). A query is then
+    /// cancelled; a mutation is never cut off halfway: it completes, and a retry with its
+    /// idempotency key tells the outcome. Must exceed the read-your-writes timeout.
+    #[arg(long, env = "AUTOSALON_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+    /// After SIGTERM or Ctrl-C: how long in-flight requests may take to finish, in milliseconds.
+    /// New connections are refused at once; when the deadline passes the process exits anyway.
+    #[arg(long, env = "AUTOSALON_SHUTDOWN_DEADLINE_MS", default_value_t = 20_000)]
+    pub shutdown_deadline_ms: u64,
+    /// Most client connections open at once; further ones are closed on accept.
+    #[arg(long, env = "AUTOSALON_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
     /// How long a mutation waits for the read models to show its write, in milliseconds.
     #[arg(
         long,
@@ -79,8 +119,15 @@ impl ServeArgs {
             graphiql: true,
             max_body_bytes: 1_048_576,
             max_query_depth: 16,
-            max_query_complexity: 2_000,
+            max_query_complexity: 5_000,
             max_batch: 10,
+            max_mutation_fields: 5,
+            cors_allowed_origins: Vec::new(),
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            shutdown_deadline_ms: 20_000,
+            max_connections: 512,
             read_your_writes_timeout_ms: 5_000,
             signing_key_file,
             insurer_timeout_ms: 2_000,
@@ -93,5 +140,159 @@ impl ServeArgs {
 
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
+    }
+
+    /// The GraphQL limits every request is measured against.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_query_depth,
+            max_complexity: self.max_query_complexity,
+            max_mutation_fields: self.max_mutation_fields,
+        }
+    }
+
+    /// Refuses settings that would leave the door open or make it useless: a zero or absurd limit
+    /// or timeout, a request timeout that would cut off every mutation still waiting for its read
+    /// models, or an origin that is not one.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let timeouts = [
+            ("header read timeout", self.header_read_timeout_ms),
+            ("body read timeout", self.body_read_timeout_ms),
+            ("request timeout", self.request_timeout_ms),
+            ("shutdown deadline", self.shutdown_deadline_ms),
+        ];
+        for (what, ms) in timeouts {
+            anyhow::ensure!(
+                (1..=MAX_TIMEOUT_MS).contains(&ms),
+                "the {what} must be between 1 and {MAX_TIMEOUT_MS} ms, got {ms}"
+            );
+        }
+        anyhow::ensure!(
+            self.request_timeout_ms > self.read_your_writes_timeout_ms,
+            "the request timeout ({} ms) must exceed the read-your-writes timeout ({} ms), or \
+             every mutation waiting for its read models would time out",
+            self.request_timeout_ms,
+            self.read_your_writes_timeout_ms
+        );
+        let counts = [
+            ("max body bytes", self.max_body_bytes as u64),
+            ("max query depth", self.max_query_depth as u64),
+            ("max query complexity", self.max_query_complexity),
+            ("max batch", self.max_batch as u64),
+            ("max mutation fields", self.max_mutation_fields),
+            ("max connections", self.max_connections as u64),
+        ];
+        for (what, value) in counts {
+            anyhow::ensure!(value >= 1, "{what} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.max_connections <= MAX_CONNECTIONS,
+            "max connections must be at most {MAX_CONNECTIONS}, got {}",
+            self.max_connections
+        );
+        self.cors_origins()?;
+        Ok(())
+    }
+
+    /// The CORS allow-list as `Origin` header values (`scheme://host[:port]`). Refuses a wildcard
+    /// and anything with a path, query or credentials: an origin is exactly what a browser sends.
+    pub fn cors_origins(&self) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+        self.cors_allowed_origins
+            .iter()
+            .map(|origin| origin.trim())
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                anyhow::ensure!(
+                    origin != "*",
+                    "a CORS origin of \"*\" would let every web page call the API; list the origins"
+                );
+                let url = url::Url::parse(origin)
+                    .map_err(|err| anyhow::anyhow!("CORS origin {origin:?}: {err}"))?;
+                anyhow::ensure!(
+                    matches!(url.scheme(), "http" | "https")
+                        && url.host().is_some()
+                        && url.path() == "/"
+                        && !origin.ends_with('/')
+                        && url.query().is_none()
+                        && url.fragment().is_none()
+                        && url.username().is_empty()
+                        && url.password().is_none(),
+                    "CORS origin {origin:?} is not an origin: write scheme://host[:port], e.g. \
+                     https://crm.example.ru"
+                );
+                let serialised = url.origin().ascii_serialization();
+                axum::http::HeaderValue::from_str(&serialised)
+                    .map_err(|err| anyhow::anyhow!("CORS origin {origin:?}: {err}"))
+            })
+            .collect()
+    }
+}
+
+/// No timeout is configured above an hour: a typo should not disable one.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Far above what one process's file descriptors allow; a larger number is a typo.
+const MAX_CONNECTIONS: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::ServeArgs;
+
+    fn with_origins(origins: &[&str]) -> ServeArgs {
+        let mut settings = ServeArgs::new("sqlite://x.db", "127.0.0.1:0".parse().unwrap());
+        settings.cors_allowed_origins = origins.iter().map(|o| o.to_string()).collect();
+        settings
+    }
+
+    #[test]
+    fn defaults_are_valid_and_allow_no_origin() {
+        let settings = with_origins(&[]);
+        settings.validate().unwrap();
+        assert!(settings.cors_origins().unwrap().is_empty());
+    }
+
+    #[test]
+    fn origins_are_normalised_and_anything_else_is_refused() {
+        let settings = with_origins(&["https://CRM.example.ru", " http://localhost:3000 "]);
+        let origins = settings.cors_origins().unwrap();
+        assert_eq!(origins, ["https://crm.example.ru", "http://localhost:3000"]);
+        for bad in [
+            "*",
+            "crm.example.ru",
+            "https://crm.example.ru/",
+            "https://crm.example.ru/app",
+            "https://user:pw@crm.example.ru",
+            "ftp://crm.example.ru",
+            "https://crm.example.ru?x=1",
+        ] {
+            assert!(with_origins(&[bad]).validate().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn a_request_timeout_shorter_than_read_your_writes_is_refused() {
+        let mut settings = with_origins(&[]);
+        settings.request_timeout_ms = settings.read_your_writes_timeout_ms;
+        assert!(settings.validate().is_err());
+        settings.request_timeout_ms = 0;
+        assert!(settings.validate().is_err());
+        let mut settings = with_origins(&[]);
+        settings.max_mutation_fields = 0;
+        assert!(settings.validate().is_err());
     }
 }

@@ -1,21 +1,33 @@
 //! HTTP: `/graphql` (POST; GET for queries only, and GraphiQL for browsers), `/livez`, `/readyz`.
 //! Every error a client gets, even one raised before GraphQL runs, is a GraphQL error with a code.
+//!
+//! The door, in the order a request meets it: CORS (an allow-list of origins, none by default);
+//! for POST a JSON content type (anything a plain HTML form or `fetch` without a preflight can send
+//! is refused, 415, which is what stops cross-site requests); the body, whole within a deadline
+//! and a size; the batch, 1 to `max_batch` operations; the cost of every document, measured
+//! without expanding fragments ([`crate::limits`]); then execution within the request timeout.
+//! async-graphql-axum's extractor is not used: it reads any content type as JSON (multipart too),
+//! reads bodies without a limit and answers rejections as plain text, so the few lines it would
+//! save are exactly the ones that must differ.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use commands::RequestContext;
 use projections::Projections;
 use queries::codes;
 use serde_json::json;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::limits::{Cost, Limits, Refusal};
 use crate::schema::AppSchema;
 
 /// What the handlers share.
@@ -24,23 +36,58 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: eventstore::Database,
     pub projections: Arc<Projections>,
+    /// What one request may cost (depth, complexity, mutation fields).
+    pub limits: Limits,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub graphiql: bool,
+    /// The whole body must arrive within this, or the request is answered 408.
+    pub body_read_timeout: Duration,
+    /// GraphQL execution may take this long (a mutation is never cut off, see [`execute`]).
+    pub request_timeout: Duration,
+    /// Cloned into every mutation running on its own task; shutdown waits until all are dropped.
+    pub in_flight: watch::Receiver<()>,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The media types a POST body may have (RFC 8259 JSON; the GraphQL-over-HTTP response type,
+/// which some clients also send).
+const JSON_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
+
+pub fn router(state: AppState, cors: CorsLayer) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS for the origins allowed (none by default, so browsers refuse every cross-origin call).
+/// Preflights are answered here; an origin not on the list gets no `Access-Control-Allow-Origin`.
+pub fn cors_layer(origins: Vec<HeaderValue>) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-correlation-id"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// A GraphQL-shaped error response for failures before execution.
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, axum::Json(body)).into_response()
+}
+
+fn refused(refusal: &Refusal) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        refusal.code(),
+        &refusal.to_string(),
+    )
 }
 
 fn caller(headers: &HeaderMap) -> RequestContext {
@@ -52,19 +99,79 @@ fn caller(headers: &HeaderMap) -> RequestContext {
     )
 }
 
+/// Whether the body is declared JSON: one of [`JSON_MEDIA_TYPES`], with no charset or UTF-8.
+/// Missing, `text/plain`, form and multipart bodies are what a page on another site can make a
+/// browser send without asking first, so they are refused before the body is read.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    if !JSON_MEDIA_TYPES
+        .iter()
+        .any(|json| essence.eq_ignore_ascii_case(json))
+    {
+        return false;
+    }
+    parts.all(|parameter| match parameter.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+            value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    })
+}
+
 async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
+    if !is_json(request.headers()) {
+        let mut response = error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "a GraphQL POST body must be JSON: send Content-Type: application/json",
+        );
+        response.headers_mut().insert(
+            HeaderName::from_static("accept-post"),
+            HeaderValue::from_static("application/json, application/graphql-response+json"),
+        );
+        return response;
+    }
     let headers = request.headers().clone();
-    let body = match axum::body::to_bytes(request.into_body(), state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => {
+    let read = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
+    let body = match tokio::time::timeout(state.body_read_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 codes::PAYLOAD_TOO_LARGE,
                 &format!("request body exceeds {} bytes", state.max_body_bytes),
             );
         }
+        Err(_) => {
+            let mut response = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                codes::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {} ms",
+                    state.body_read_timeout.as_millis()
+                ),
+            );
+            // The rest of the body is never read: this connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    // Decided by the first byte, not by serde's untagged guess: an empty array `[]` would
+    // otherwise be read as one request with every field defaulted (a struct from a sequence).
+    let parsed = match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'[') => serde_json::from_slice(&body).map(BatchRequest::Batch),
+        _ => serde_json::from_slice(&body).map(BatchRequest::Single),
+    };
+    let mut batch = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             return error_response(
@@ -78,7 +185,14 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         BatchRequest::Single(_) => 1,
         BatchRequest::Batch(requests) => requests.len(),
     };
-    if count == 0 || count > state.max_batch {
+    if count == 0 {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            codes::BAD_REQUEST,
+            "an empty batch: send at least one operation",
+        );
+    }
+    if count > state.max_batch {
         return error_response(
             StatusCode::BAD_REQUEST,
             codes::QUERY_TOO_COMPLEX,
@@ -88,7 +202,11 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
             ),
         );
     }
-    execute(&state, batch, caller(&headers)).await
+    let cost = match state.limits.check_batch(batch.iter_mut()) {
+        Ok(cost) => cost,
+        Err(refusal) => return refused(&refusal),
+    };
+    execute(&state, batch, caller(&headers), cost).await
 }
 
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
@@ -106,7 +224,7 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         )
         .into_response();
     }
-    let graphql = match async_graphql::http::parse_query_string(&query) {
+    let mut graphql = match async_graphql::http::parse_query_string(&query) {
         Ok(graphql) => graphql,
         Err(err) => {
             return error_response(
@@ -116,7 +234,11 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
-    if is_mutation(&graphql.query, graphql.operation_name.as_deref()) {
+    let cost = match state.limits.check_batch(std::iter::once(&mut graphql)) {
+        Ok(cost) => cost,
+        Err(refusal) => return refused(&refusal),
+    };
+    if cost.writes {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             codes::METHOD_NOT_ALLOWED,
@@ -124,36 +246,77 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         );
         response
             .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     let headers = request.headers().clone();
-    execute(&state, BatchRequest::Single(graphql), caller(&headers)).await
+    execute(
+        &state,
+        BatchRequest::Single(graphql),
+        caller(&headers),
+        cost,
+    )
+    .await
 }
 
-/// Whether the operation that would run is a mutation (or a subscription). Unparseable documents are
-/// left to the executor, which answers them with a validation error.
-fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return false;
+/// The answer when execution outlived the request timeout.
+fn timed_out(state: &AppState, writes: bool) -> Response {
+    let ms = state.request_timeout.as_millis();
+    let message = if writes {
+        format!(
+            "the request did not finish within {ms} ms; its mutations keep running and may \
+             complete: retry with the same idempotency key to learn the outcome"
+        )
+    } else {
+        format!("the query did not finish within {ms} ms and was cancelled")
     };
-    let writes = |ty: OperationType| ty != OperationType::Query;
-    match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), _) => writes(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.get(name).is_some_and(|op| writes(op.node.ty))
-        }
-        (DocumentOperations::Multiple(ops), None) => ops.values().any(|op| writes(op.node.ty)),
-    }
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, codes::TIMEOUT, &message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
-async fn execute(state: &AppState, batch: BatchRequest, caller: RequestContext) -> Response {
+/// Runs a measured batch. Queries run in the request's own task and are cancelled when it times
+/// out (or when the client goes away). A batch with a mutation runs on a task of its own, so neither
+/// the timeout nor a vanished client stops a command halfway through its steps: the answer then
+/// says to retry with the idempotency key, and shutdown waits for the task (see `in_flight`).
+async fn execute(
+    state: &AppState,
+    batch: BatchRequest,
+    caller: RequestContext,
+    cost: Cost,
+) -> Response {
     let batch = batch.data(caller);
     // Sampled before anything is read: projectors only move forward, so every read-model row in the
     // answer reflects at least these positions. (Reports, the ledger and customer history also state
     // the exact position of their rows, read in the same snapshot, as `reflectsPosition`.)
     let read_models = read_model_positions(&state.projections);
-    let mut response = state.schema.execute_batch(batch).await;
+    let schema = state.schema.clone();
+    let mut response = if cost.writes {
+        let in_flight = state.in_flight.clone();
+        let task = tokio::spawn(async move {
+            let _in_flight = in_flight;
+            schema.execute_batch(batch).await
+        });
+        match tokio::time::timeout(state.request_timeout, task).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "a GraphQL mutation task failed");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL,
+                    "internal error",
+                );
+            }
+            Err(_) => return timed_out(state, true),
+        }
+    } else {
+        match tokio::time::timeout(state.request_timeout, schema.execute_batch(batch)).await {
+            Ok(response) => response,
+            Err(_) => return timed_out(state, false),
+        }
+    };
     let responses = match &mut response {
         BatchResponse::Single(single) => std::slice::from_mut(single),
         BatchResponse::Batch(all) => all.as_mut_slice(),
@@ -196,20 +359,15 @@ fn read_model_positions(projections: &Projections) -> async_graphql::Value {
     async_graphql::Value::Object(positions)
 }
 
-/// Errors raised by the GraphQL engine itself (parse, validation, limits, input coercion) carry no
-/// code; give each the stable one that fits.
+/// Errors raised by the GraphQL engine itself (parse, validation, input coercion) carry no code:
+/// they are all the client's input. (Its depth and complexity limits are not used: the door's own
+/// run before it, see [`crate::limits`].)
 fn ensure_code(error: &mut ServerError) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_some() {
         return;
     }
-    let code = if error.message.contains("nested too deep") || error.message.contains("too complex")
-    {
-        codes::QUERY_TOO_COMPLEX
-    } else {
-        codes::VALIDATION
-    };
-    extensions.set("code", code);
+    extensions.set("code", codes::VALIDATION);
 }
 
 /// Ready when the database answers and no projector is stopped on a failing event.
@@ -257,15 +415,39 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_mutation;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::is_json;
+
+    fn with_type(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+        headers
+    }
 
     #[test]
-    fn mutations_are_recognised_whatever_the_document_shape() {
-        assert!(is_mutation("mutation { x }", None));
-        assert!(is_mutation("query A { a } mutation B { b }", Some("B")));
-        assert!(is_mutation("query A { a } mutation B { b }", None));
-        assert!(!is_mutation("query A { a } mutation B { b }", Some("A")));
-        assert!(!is_mutation("{ vehicles { totalCount } }", None));
-        assert!(!is_mutation("not graphql", None));
+    fn only_json_bodies_are_accepted() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/graphql-response+json",
+        ] {
+            assert!(is_json(&with_type(json)), "{json} refused");
+        }
+        for other in [
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/graphql",
+            "application/json; charset=latin1",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json(&with_type(other)), "{other} accepted");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 }

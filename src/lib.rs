@@ -9,14 +9,18 @@
 //! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
+//! - [`limits`]: what a GraphQL request may cost, measured before async-graphql expands it.
 //! - [`schema`]: the GraphQL schema and its SDL.
+//! - [`server`]: the connection loop (header deadline, connection cap, bounded drain).
 //! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
 
 pub mod app;
 pub mod config;
 pub mod export;
 pub mod http;
+pub mod limits;
 pub mod schema;
+pub mod server;
 pub mod transfer;
 
 pub use app::{Application, Ledger};

@@ -20,8 +20,16 @@ pub mod codes {
     pub const BAD_REQUEST: &str = "BAD_REQUEST";
     /// Mutations are refused over GET.
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
-    /// The query is too deep, too complex, or the batch too large.
+    /// The query is too deep, too complex, the batch too large, or it holds too many mutation
+    /// fields; split it.
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// A POST body that is not `application/json` (or `application/graphql-response+json`).
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
+    /// The client did not send the whole request body in time.
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    /// The request did not finish in time. A query was cancelled; a mutation may still complete:
+    /// retry it with the same idempotency key to learn its outcome.
+    pub const TIMEOUT: &str = "TIMEOUT";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }

@@ -256,6 +256,7 @@ async fn oversize_bodies_deep_queries_big_batches_and_mutations_over_get_are_ref
     let response = app
         .client
         .post(app.url("/graphql"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

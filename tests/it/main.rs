@@ -5,6 +5,7 @@ mod bad_input;
 mod bookings;
 mod customer_history;
 mod customer_journey;
+mod door;
 mod export;
 mod helpers;
 mod idempotency;
