@@ -15,7 +15,7 @@ use eventstore::{Database, EventLog, Upcasters};
 use projections::Projections;
 use queries::ReadModels;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower_http::cors::CorsLayer;
 
 use crate::config::ServeArgs;
@@ -164,6 +164,9 @@ impl Application {
                 body_read_timeout: settings.body_read_timeout(),
                 request_timeout: settings.request_timeout(),
                 in_flight: in_flight_receiver,
+                parsing: Arc::new(Semaphore::new(
+                    std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+                )),
             },
             cors: cors_layer(settings.cors_origins()?),
             connections: ConnectionLimits {

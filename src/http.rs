@@ -24,7 +24,7 @@ use commands::RequestContext;
 use projections::Projections;
 use queries::codes;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::limits::{Cost, Limits, Refusal};
@@ -47,7 +47,12 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Cloned into every mutation running on its own task; shutdown waits until all are dropped.
     pub in_flight: watch::Receiver<()>,
+    /// Turns for parsing long documents off the runtime's workers: one per CPU.
+    pub parsing: Arc<Semaphore>,
 }
+
+/// Query text up to this length is parsed where the request runs; longer, on the blocking pool.
+const LONG_DOCUMENT_BYTES: usize = 16 * 1024;
 
 /// The media types a POST body may have (RFC 8259 JSON; the GraphQL-over-HTTP response type,
 /// which some clients also send).
@@ -171,7 +176,7 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         Some(b'[') => serde_json::from_slice(&body).map(BatchRequest::Batch),
         _ => serde_json::from_slice(&body).map(BatchRequest::Single),
     };
-    let mut batch = match parsed {
+    let batch = match parsed {
         Ok(batch) => batch,
         Err(err) => {
             return error_response(
@@ -202,9 +207,9 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
             ),
         );
     }
-    let cost = match state.limits.check_batch(batch.iter_mut()) {
-        Ok(cost) => cost,
-        Err(refusal) => return refused(&refusal),
+    let (batch, cost) = match measure(&state, batch).await {
+        Ok(measured) => measured,
+        Err(response) => return response,
     };
     execute(&state, batch, caller(&headers), cost).await
 }
@@ -224,7 +229,7 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         )
         .into_response();
     }
-    let mut graphql = match async_graphql::http::parse_query_string(&query) {
+    let graphql = match async_graphql::http::parse_query_string(&query) {
         Ok(graphql) => graphql,
         Err(err) => {
             return error_response(
@@ -234,9 +239,9 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             );
         }
     };
-    let cost = match state.limits.check_batch(std::iter::once(&mut graphql)) {
-        Ok(cost) => cost,
-        Err(refusal) => return refused(&refusal),
+    let (batch, cost) = match measure(&state, BatchRequest::Single(graphql)).await {
+        Ok(measured) => measured,
+        Err(response) => return response,
     };
     if cost.writes {
         let mut response = error_response(
@@ -250,13 +255,51 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
         return response;
     }
     let headers = request.headers().clone();
-    execute(
-        &state,
-        BatchRequest::Single(graphql),
-        caller(&headers),
-        cost,
-    )
-    .await
+    execute(&state, batch, caller(&headers), cost).await
+}
+
+/// Parses and measures a batch ([`Limits::check_batch`]). Parsing takes time in proportion to the
+/// query text (a 130 KB document takes a debug build 0.7 s), and on a runtime worker it would
+/// stall every other request queued on that worker: long documents are parsed on the blocking
+/// pool instead, a few at a time ([`AppState::parsing`]), so the server keeps answering.
+async fn measure(
+    state: &AppState,
+    mut batch: BatchRequest,
+) -> Result<(BatchRequest, Cost), Response> {
+    let text_bytes: usize = batch.iter().map(|request| request.query.len()).sum();
+    let limits = state.limits;
+    let (batch, measured) = if text_bytes <= LONG_DOCUMENT_BYTES {
+        let measured = limits.check_batch(batch.iter_mut());
+        (batch, measured)
+    } else {
+        // Owned and moved into the parse, so a client that leaves does not free its turn early.
+        let turn = state.parsing.clone().acquire_owned().await.map_err(|err| {
+            tracing::error!(error = %err, "the parsing semaphore is closed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "internal error",
+            )
+        })?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            let measured = limits.check_batch(batch.iter_mut());
+            (batch, measured)
+        })
+        .await;
+        parsed.map_err(|err| {
+            tracing::error!(error = %err, "parsing a GraphQL document failed");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "internal error",
+            )
+        })?
+    };
+    match measured {
+        Ok(cost) => Ok((batch, cost)),
+        Err(refusal) => Err(refused(&refusal)),
+    }
 }
 
 /// The answer when execution outlived the request timeout.
