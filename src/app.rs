@@ -69,7 +69,7 @@ pub struct Application {
     state: AppState,
     cors: CorsLayer,
     connections: ConnectionLimits,
-    /// Dropped receivers tell it when the last background mutation has finished.
+    /// Its receivers are the mutations running on their own tasks (see `AppState::in_flight`).
     in_flight: watch::Sender<()>,
 }
 
@@ -150,7 +150,8 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let (in_flight, in_flight_receiver) = watch::channel(());
+        // No receiver until a mutation subscribes: `closed` then means none is running.
+        let (in_flight, _) = watch::channel(());
         Ok(Self {
             listener,
             state: AppState {
@@ -163,7 +164,7 @@ impl Application {
                 graphiql: settings.graphiql,
                 body_read_timeout: settings.body_read_timeout(),
                 request_timeout: settings.request_timeout(),
-                in_flight: in_flight_receiver,
+                in_flight: in_flight.clone(),
                 parsing: Arc::new(Semaphore::new(
                     std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
                 )),

@@ -285,6 +285,36 @@ mod tests {
     }
 
     #[test]
+    fn origins_and_timeouts_are_read_from_the_command_line() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "autosalon",
+            "--cors-allowed-origins",
+            "https://crm.example.ru,http://localhost:3000",
+            "--shutdown-deadline-ms",
+            "1500",
+            "--max-mutation-fields",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.serve.cors_allowed_origins,
+            ["https://crm.example.ru", "http://localhost:3000"]
+        );
+        assert_eq!(cli.serve.shutdown_deadline_ms, 1_500);
+        assert_eq!(cli.serve.limits().max_mutation_fields, 3);
+        let defaults = Cli::try_parse_from(["autosalon"]).unwrap().serve;
+        assert!(defaults.cors_allowed_origins.is_empty());
+        assert_eq!(defaults.max_mutation_fields, 5);
+        assert_eq!(defaults.max_query_complexity, 5_000);
+    }
+
+    #[test]
     fn a_request_timeout_shorter_than_read_your_writes_is_refused() {
         let mut settings = with_origins(&[]);
         settings.request_timeout_ms = settings.read_your_writes_timeout_ms;

@@ -45,8 +45,9 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// GraphQL execution may take this long (a mutation is never cut off, see [`execute`]).
     pub request_timeout: Duration,
-    /// Cloned into every mutation running on its own task; shutdown waits until all are dropped.
-    pub in_flight: watch::Receiver<()>,
+    /// Every mutation running on its own task holds a receiver of this channel; shutdown waits
+    /// until none is left.
+    pub in_flight: watch::Sender<()>,
     /// Turns for parsing long documents off the runtime's workers: one per CPU.
     pub parsing: Arc<Semaphore>,
 }
@@ -337,7 +338,7 @@ async fn execute(
     let read_models = read_model_positions(&state.projections);
     let schema = state.schema.clone();
     let mut response = if cost.writes {
-        let in_flight = state.in_flight.clone();
+        let in_flight = state.in_flight.subscribe();
         let task = tokio::spawn(async move {
             let _in_flight = in_flight;
             schema.execute_batch(batch).await
