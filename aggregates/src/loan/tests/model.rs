@@ -1092,10 +1092,12 @@ fn application() -> impl Strategy<Value = (Money, Application)> {
         monthly_income: rub("150000"),
         credit_score: 700,
     };
-    let loan_type = prop::sample::select(vec![
-        LoanType::CarLoan,
-        LoanType::Leasing,
-        LoanType::Instalment,
+    // Each kind of financing with a term and down payment its policy accepts.
+    let financing = prop::sample::select(vec![
+        (LoanType::Leasing, 36, rub("300000")),
+        (LoanType::Instalment, 12, rub("0")),
+        (LoanType::Instalment, 24, rub("225000")),
+        (LoanType::CarLoan, 84, rub("225000")),
     ]);
     let term = prop::sample::select(vec![3u32, 12, 24, 36, 60, 84, 2, 90]);
     let down = prop::sample::select(vec![
@@ -1115,25 +1117,39 @@ fn application() -> impl Strategy<Value = (Money, Application)> {
         EmploymentStatus::Unemployed,
     ]);
     let income = prop::sample::select(vec!["150000", "400000", "20000", "0", "-1"]).prop_map(rub);
-    let score = prop::sample::select(vec![700u16, 760, 820, 600, 550, 299, 851]);
-    let varied = (loan_type, term, down, employment, income, score).prop_map(
-        |(loan_type, term_months, down_payment, employment, monthly_income, credit_score)| {
+    // Every edge of the rate table, and beyond the bureau's range.
+    let score = prop::sample::select(vec![
+        700u16, 760, 820, 579, 580, 669, 670, 739, 740, 799, 800, 850, 299, 851,
+    ]);
+    // The usual application with a few of its fields changed, so most stay valid and reach the
+    // credit policy, whose every edge (score bands, down payment, term, income) is then tried.
+    use prop::option::weighted;
+    let application = (
+        weighted(0.15, down),
+        weighted(0.4, financing),
+        weighted(0.15, term),
+        weighted(0.15, employment),
+        weighted(0.15, income),
+        weighted(0.6, score),
+    )
+        .prop_map(move |(down, financing, term, employment, income, score)| {
+            let (loan_type, term_months, down_payment) =
+                financing.unwrap_or((usual.loan_type, usual.term_months, usual.down_payment));
             Application {
-                down_payment,
+                down_payment: down.unwrap_or(down_payment),
                 loan_type,
-                term_months,
-                employment,
-                monthly_income,
-                credit_score,
+                term_months: term.unwrap_or(term_months),
+                employment: employment.unwrap_or(usual.employment),
+                monthly_income: income.unwrap_or(usual.monthly_income),
+                credit_score: score.unwrap_or(usual.credit_score),
             }
-        },
-    );
+        });
     let price = prop_oneof![
         18 => Just(rub("1500000")),
         1 => Just(rub("0")),
         1 => Just(Money::from_minor_units(150_000_000, Currency::USD)),
     ];
-    (price, prop_oneof![4 => Just(usual), 1 => varied])
+    (price, application)
 }
 
 fn changes() -> impl Strategy<Value = ApplicationChanges> {
