@@ -157,10 +157,10 @@ fn commands() -> impl Strategy<Value = Vec<CustomerCommand>> {
 }
 
 proptest! {
-    /// Every decision and every detail shown equal the model's. Guards: a change that is compared
-    /// with the current details before trimming (an unchanged " Kazan " recorded as a change), an
-    /// event that carries an unchanged detail, `apply` forgetting one of the details, a second
-    /// registration overwriting the first.
+    /// Every decision and every detail shown equal the model's. Guards (each checked by changing
+    /// the aggregate so, and seeing this fail): a new address compared with the current one before
+    /// trimming (an unchanged " Kazan " recorded as a change), an event that carries an unchanged
+    /// email, `apply` forgetting a new phone, a second registration overwriting the first.
     #[test]
     fn a_customer_decides_and_shows_what_the_model_does(steps in commands()) {
         run_against_model::<Customer, _>(CustomerModel::default(), &steps)?;

@@ -230,9 +230,9 @@ proptest! {
     /// After every request: at most one order is completed; a sold car went to exactly the order
     /// that was handed over, and that order's car is sold (selling after a handover never fails);
     /// the car is reserved for exactly the one order that is confirmed or paid, and for none when
-    /// no order is. Guards: `Reserve` taking a reserved car for a second order (two orders confirmed,
-    /// two handed over, one without a car), `Sell` not checking the reservation holder, a handover
-    /// of an unpaid order, a cancellation of a paid order that leaves the car reserved for nobody.
+    /// no order is. Guards (each checked by changing the aggregates so, and seeing this fail):
+    /// `Reserve` taking a reserved car for a second order, a reserved car withdrawn from sale, an
+    /// order confirmed again after its cancellation freed the car.
     #[test]
     fn a_sold_vehicle_went_to_exactly_the_one_order_that_was_handed_over(
         requests in prop::collection::vec(request(), 0..40),
