@@ -1,18 +1,21 @@
 //! HTTP: `/graphql` (POST; GET for queries only, and GraphiQL for browsers), `/livez`, `/readyz`.
 //! Every error a client gets, even one raised before GraphQL runs, is a GraphQL error with a code.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use commands::RequestContext;
+use commands::context::ClientAddress;
 use projections::Projections;
+use queries::access::Identity;
 use queries::codes;
 use serde_json::json;
 
@@ -24,6 +27,8 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: eventstore::Database,
     pub projections: Arc<Projections>,
+    /// Verifies the credentials of every request.
+    pub accounts: Arc<commands::Accounts>,
     pub max_body_bytes: usize,
     pub max_batch: usize,
     pub graphiql: bool,
@@ -43,17 +48,73 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn caller(headers: &HeaderMap) -> RequestContext {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    RequestContext::new(
-        header("x-actor-id"),
-        header("x-actor-role"),
-        header("x-correlation-id"),
-    )
+/// Who sent a request, as verified from its credentials.
+struct Caller {
+    identity: Identity,
+    context: RequestContext,
+    address: ClientAddress,
+}
+
+/// The verified caller of a request: from its `Authorization` header only (no header: anonymous),
+/// plus its correlation id and TCP peer address. Credentials that are present but not valid are
+/// answered 401 `UNAUTHENTICATED` here, never treated as anonymous.
+fn identify(
+    state: &AppState,
+    request: &Request,
+) -> impl std::future::Future<Output = Result<Caller, Response>> + Send {
+    let headers = request.headers().clone();
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let state = state.clone();
+    async move { identify_by(&state, &headers, address).await }
+}
+
+async fn identify_by(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    address: std::net::IpAddr,
+) -> Result<Caller, Response> {
+    let authorization = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(unauthenticated("the Authorization header is not text")),
+    };
+    let identity = match state.accounts.authenticate(authorization).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            tracing::info!(reason = %err, "refused the credentials of a request");
+            return Err(unauthenticated(
+                "the credentials are missing, malformed, expired or revoked: sign in again",
+            ));
+        }
+    };
+    let correlation = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok());
+    Ok(Caller {
+        context: RequestContext::of(&identity, correlation),
+        identity,
+        address: ClientAddress(address),
+    })
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
 }
 
 async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
-    let headers = request.headers().clone();
+    let caller = match identify(&state, &request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let body = match axum::body::to_bytes(request.into_body(), state.max_body_bytes).await {
         Ok(body) => body,
         Err(_) => {
@@ -88,7 +149,7 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
             ),
         );
     }
-    execute(&state, batch, caller(&headers)).await
+    execute(&state, batch, caller).await
 }
 
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
@@ -127,8 +188,11 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    let headers = request.headers().clone();
-    execute(&state, BatchRequest::Single(graphql), caller(&headers)).await
+    let caller = match identify(&state, &request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    execute(&state, BatchRequest::Single(graphql), caller).await
 }
 
 /// Whether the operation that would run is a mutation (or a subscription). Unparseable documents are
@@ -147,8 +211,11 @@ fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
     }
 }
 
-async fn execute(state: &AppState, batch: BatchRequest, caller: RequestContext) -> Response {
-    let batch = batch.data(caller);
+async fn execute(state: &AppState, batch: BatchRequest, caller: Caller) -> Response {
+    let batch = batch
+        .data(caller.identity)
+        .data(caller.context)
+        .data(caller.address);
     // Sampled before anything is read: projectors only move forward, so every read-model row in the
     // answer reflects at least these positions. (Reports, the ledger and customer history also state
     // the exact position of their rows, read in the same snapshot, as `reflectsPosition`.)

@@ -9,6 +9,7 @@
 //! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
+//! - [`policy`]: the permission matrix, enforced before any resolver runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
 //! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
 
@@ -16,6 +17,7 @@ pub mod app;
 pub mod config;
 pub mod export;
 pub mod http;
+pub mod policy;
 pub mod schema;
 pub mod transfer;
 

@@ -22,6 +22,10 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     /// The query is too deep, too complex, or the batch too large.
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// No valid credentials: a token is missing, malformed, expired or revoked. Sign in (again).
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// Signed in, but no role held may run this operation.
+    pub const FORBIDDEN: &str = "FORBIDDEN";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }
