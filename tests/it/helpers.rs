@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 pub const ADMIN_EMAIL: &str = "admin@autosalon.test";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// Events every test server's log starts with: the first admin's `UserCreated`.
+pub const ADMIN_EVENTS: i64 = 1;
+
 /// A running server on its own database file.
 pub struct TestApp {
     pub addr: SocketAddr,
