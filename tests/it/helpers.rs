@@ -120,10 +120,12 @@ pub fn serve_args(database_path: &Path) -> ServeArgs {
 
 pub async fn spawn_with(mut settings: ServeArgs) -> TestApp {
     with_admin(&mut settings);
+    let admin = admin_of(&settings);
     start(
         Application::build(settings)
             .await
             .expect("the application builds"),
+        admin,
     )
     .await
 }
@@ -135,10 +137,12 @@ pub async fn spawn_with_insurers(
 ) -> TestApp {
     let mut settings = serve_args(&dir.path().join("autosalon.db"));
     with_admin(&mut settings);
+    let admin = admin_of(&settings);
     start(
         Application::build_with_insurers(settings, insurers)
             .await
             .expect("the application builds"),
+        admin,
     )
     .await
 }
@@ -156,14 +160,21 @@ fn with_admin(settings: &mut ServeArgs) {
     }
 }
 
-async fn start(app: Application) -> TestApp {
+/// The email and password the settings create the first admin with.
+fn admin_of(settings: &ServeArgs) -> (String, String) {
+    let spec = &settings.bootstrap_admin.as_ref().expect("a first admin").0;
+    let (email, password) = spec.split_once(':').expect("email:password");
+    (email.to_owned(), password.to_owned())
+}
+
+async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
     let anonymous = reqwest::Client::new();
-    let admin_token = login(&anonymous, addr, ADMIN_EMAIL, ADMIN_PASSWORD)
+    let admin_token = login(&anonymous, addr, &email, &password)
         .await
         .expect("the test admin signs in");
     let mut headers = reqwest::header::HeaderMap::new();
