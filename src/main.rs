@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the GraphQL server (migrates the database and starts the projectors first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Rebuild read models from position 0 of the event log, showing progress.
@@ -190,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(settings) => {
-            let app = Application::build(settings).await?;
+            let app = Application::build(*settings).await?;
             app.run(shutdown_signal()).await
         }
         Command::Migrate(database) => {

@@ -1093,3 +1093,141 @@ async fn introspection_is_for_signed_in_staff() {
     assert_eq!(staff["__schema"]["queryType"]["name"], "QueryRoot");
     app.stop().await;
 }
+
+// ----- an external OpenID Connect provider --------------------------------------------------
+
+/// A JWKS endpoint on loopback, as an identity provider publishes it; counts its fetches.
+async fn serve_jwks(keys: Value) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fetches = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (keys, counted) = (keys.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                axum::Json(keys)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/jwks"), fetches)
+}
+
+#[tokio::test]
+async fn tokens_of_the_configured_provider_are_verified_against_its_published_keys() {
+    let provider_seed = [42u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&provider_seed).verifying_key();
+    let jwks = json!({ "keys": [{
+        "kty": "OKP", "crv": "Ed25519", "kid": "provider-1", "alg": "EdDSA", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(public.as_bytes())
+    }]});
+    let (jwks_url, fetches) = serve_jwks(jwks).await;
+    let dir = temp_dir();
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.oidc.oidc_issuer = Some("https://sso.dealer.test/realms/staff".into());
+    settings.oidc.oidc_audience = Some("autosalon".into());
+    settings.oidc.oidc_jwks_url = Some(jwks_url);
+    settings.oidc.oidc_roles_claim = "realm_access.roles".into();
+    settings.oidc.oidc_role_map = Some("dealer-credit=finance,dealer-boss=admin".into());
+    let app = spawn_with(settings).await;
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": "https://sso.dealer.test/realms/staff", "aud": "autosalon", "sub": "f3a1-olga",
+        "iat": now, "nbf": now, "exp": now + 300,
+        "realm_access": { "roles": ["dealer-credit", "offline_access"] }
+    });
+    let token = signed(&provider_seed, "provider-1", &claims);
+    let (status, me) = status_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me["data"]["me"]["roles"],
+        json!(["FINANCE"]),
+        "mapped, unknown roles dropped"
+    );
+    let who = app
+        .graphql_as(
+            Some(&token),
+            "{ me { kind actorId } trialBalance { balanced } }",
+            json!({}),
+        )
+        .await;
+    assert!(who.get("errors").is_none(), "{who}");
+    assert_eq!(
+        who["data"]["me"],
+        json!({ "kind": "EXTERNAL", "actorId": "oidc:f3a1-olga" })
+    );
+    // Finance may read the ledger but not stock cars.
+    let refused = app
+        .graphql_as(
+            Some(&token),
+            STOCK_VEHICLE,
+            json!({ "input": vehicle_input("0193a4b0-0000-7000-8000-0000000000e9", "XTA210990Y2766303", "Vesta", "1.00") }),
+        )
+        .await;
+    assert_eq!(error_codes(&refused), vec!["FORBIDDEN"]);
+    // A second request is answered from the cached keys.
+    status_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "keys are cached"
+    );
+
+    let mut attacks = vec![
+        (
+            "another audience",
+            signed(&provider_seed, "provider-1", &{
+                let mut c = claims.clone();
+                c["aud"] = json!("elsewhere");
+                c
+            }),
+        ),
+        (
+            "another issuer",
+            signed(&provider_seed, "provider-1", &{
+                let mut c = claims.clone();
+                c["iss"] = json!("https://evil.test");
+                c
+            }),
+        ),
+        (
+            "expired",
+            signed(&provider_seed, "provider-1", &{
+                let mut c = claims.clone();
+                c["exp"] = json!(now - 300);
+                c
+            }),
+        ),
+        (
+            "another key under the provider's key id",
+            signed(&[7; 32], "provider-1", &claims),
+        ),
+        (
+            "a key id the provider does not publish",
+            signed(&provider_seed, "provider-2", &claims),
+        ),
+    ];
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("provider-1".into());
+    attacks.push((
+        "HS256 keyed with the provider's public key",
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap(),
+    ));
+    for (what, token) in attacks {
+        let (status, answer) = status_with(&app, &format!("Bearer {token}")).await;
+        assert_eq!(status, 401, "{what}: {answer}");
+    }
+    // The unknown key id made the server look once more (spaced out), no more.
+    assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2);
+    app.stop().await;
+}

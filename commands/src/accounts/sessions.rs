@@ -78,6 +78,9 @@ pub fn digest(token: &str) -> String {
         .collect()
 }
 
+/// A refresh token's row with its session: session id, used at, account, session end, revoked at.
+type TokenRow = (String, Option<String>, String, String, Option<String>);
+
 /// What a refresh found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
@@ -147,15 +150,14 @@ impl Sessions {
             .pool()
             .begin_with(self.db.backend().begin_write())
             .await?;
-        let found: Option<(String, Option<String>, String, String, Option<String>)> =
-            sqlx::query_as(
-                "SELECT t.session_id, t.used_at, s.user_id, s.expires_at, s.revoked_at
+        let found: Option<TokenRow> = sqlx::query_as(
+            "SELECT t.session_id, t.used_at, s.user_id, s.expires_at, s.revoked_at
                    FROM auth_refresh_tokens t JOIN auth_sessions s ON s.session_id = t.session_id
                   WHERE t.token_digest = $1",
-            )
-            .bind(digest(token))
-            .fetch_optional(&mut *tx)
-            .await?;
+        )
+        .bind(digest(token))
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((session, used_at, user, expires_at, revoked_at)) = found else {
             return Ok(Rotation::Refused);
         };
