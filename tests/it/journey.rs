@@ -195,7 +195,7 @@ fn check_read_back(data: &Value) {
         assert_eq!(event["node"]["eventVersion"], "1.0");
     }
     assert_eq!(
-        events[5]["node"]["metadata"]["command"], "ConfirmOrder",
+        events[6]["node"]["metadata"]["command"], "ConfirmOrder",
         "the reservation names its cause"
     );
     let order_stream: Vec<&str> = data["aggregateEvents"]["edges"]
