@@ -84,6 +84,14 @@ async fn identify_by(
     };
     let identity = match state.accounts.authenticate(authorization).await {
         Ok(identity) => identity,
+        Err(commands::accounts::tokens::TokenError::Unavailable(detail)) => {
+            tracing::error!(error = %detail, "could not check the credentials of a request");
+            return Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::INTERNAL,
+                "internal error",
+            ));
+        }
         Err(err) => {
             tracing::info!(reason = %err, "refused the credentials of a request");
             return Err(unauthenticated(

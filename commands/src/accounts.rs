@@ -609,10 +609,7 @@ impl Accounts {
             .sessions
             .is_live(session_id, self.now())
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "checking a session");
-                TokenError::Invalid("the session could not be checked".into())
-            })?;
+            .map_err(|err| TokenError::Unavailable(err.to_string()))?;
         if !live {
             return Err(TokenError::SessionEnded);
         }
@@ -642,10 +639,7 @@ impl Accounts {
             .sender
             .load(&self.partner_key_store, key_id)
             .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "loading a partner key");
-                refused()
-            })?;
+            .map_err(|err| TokenError::Unavailable(err.to_string()))?;
         match (state.live_insurer(), state.key_digest()) {
             (Some(insurer), Some(stored)) if stored == digest => Ok(Identity {
                 principal: Principal::Partner {

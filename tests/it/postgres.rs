@@ -593,7 +593,9 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
         autosalon::ServeArgs::new(cluster.admin_url.clone(), "127.0.0.1:0".parse().unwrap());
     settings.signing_key_file = dir.path().join("signing.key");
     let app = crate::helpers::spawn_with(settings).await;
-    let client = reqwest::Client::new();
+    // Signed in as the admin; while PostgreSQL restarts, even checking the session fails, and the
+    // server says so as a retryable INTERNAL, never UNAUTHENTICATED.
+    let client = app.client.clone();
     let servers = Arc::new(vec![app.url("")]);
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {

@@ -55,6 +55,10 @@ pub enum TokenError {
     Invalid(String),
     #[error("the token's session has ended")]
     SessionEnded,
+    /// The credentials could not be checked (the database did not answer): the server's failure,
+    /// not the caller's. Answered as a retryable `INTERNAL`, never as `UNAUTHENTICATED`.
+    #[error("the credentials could not be checked: {0}")]
+    Unavailable(String),
 }
 
 /// Issues and verifies this server's access tokens.
