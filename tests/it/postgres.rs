@@ -591,7 +591,10 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
     let dir = temp_dir();
     let mut settings =
         autosalon::ServeArgs::new(cluster.admin_url.clone(), "127.0.0.1:0".parse().unwrap());
+    // Both keys in the test's own directory: a PostgreSQL URL names no file to put them beside, and
+    // the default would write them into the working directory (the repository).
     settings.signing_key_file = dir.path().join("signing.key");
+    settings.token_key_file = dir.path().join("token.key");
     let app = crate::helpers::spawn_with(settings).await;
     // Signed in as the admin; while PostgreSQL restarts, even checking the session fails, and the
     // server says so as a retryable INTERNAL, never UNAUTHENTICATED.
