@@ -6,6 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use commands::accounts::oidc::{OidcSettings, OidcVerifier};
+use commands::accounts::tokens::TokenKeys;
+use commands::accounts::{AccountSettings, Accounts};
 use commands::clock::{SystemClock, UuidV7};
 use commands::insurance::Insurance;
 use commands::insurers::InsurerPanel;
@@ -45,6 +48,9 @@ impl Ledger {
         Dealership::install_guards(&db)
             .await
             .context("installing write-side guards")?;
+        Accounts::install(&db)
+            .await
+            .context("creating the sign-in session tables")?;
         let upcasters: Upcasters = Arc::new(aggregates::upcasters());
         let projections = Arc::new(Projections::new(
             db.clone(),
@@ -97,7 +103,58 @@ impl Application {
             "electronic policies are signed with this Ed25519 key"
         );
         let signer = Arc::new(signer);
+        let (tokens, created) = TokenKeys::load_or_create(
+            &settings.token_key_file,
+            &settings.token_issuer,
+            &settings.token_issuer,
+            settings.access_token_ttl(),
+        )
+        .context("loading the access-token key")?;
+        tracing::info!(
+            path = %std::path::absolute(&settings.token_key_file)
+                .unwrap_or_else(|_| settings.token_key_file.clone())
+                .display(),
+            created,
+            key_id = tokens.key_id(),
+            "access tokens are signed with this Ed25519 key"
+        );
+        let oidc = oidc_verifier(&settings)?;
         let ledger = Ledger::open(&settings.database.database_url).await?;
+        let accounts = Arc::new(Accounts::new(
+            ledger.db.clone(),
+            ledger.upcasters.clone(),
+            Arc::new(SystemClock),
+            Arc::new(tokens),
+            oidc,
+            AccountSettings {
+                session_ttl: settings.session_ttl(),
+                login_attempts_per_address_per_minute: settings.login_attempts_per_minute,
+            },
+        ));
+        match &settings.bootstrap_admin {
+            Some(spec) => match accounts
+                .bootstrap_admin(&spec.0)
+                .await
+                .context("creating the first admin from AUTOSALON_BOOTSTRAP_ADMIN")?
+            {
+                Some(id) => tracing::info!(account = %id, "created the first admin account"),
+                None => tracing::info!(
+                    "AUTOSALON_BOOTSTRAP_ADMIN ignored: the ledger already has accounts"
+                ),
+            },
+            None => {
+                if !accounts
+                    .any_account()
+                    .await
+                    .map_err(|err| anyhow::anyhow!("{err}"))?
+                {
+                    tracing::warn!(
+                        "no account exists yet: create the first admin with \
+                         `autosalon users create --email … --role admin` or AUTOSALON_BOOTSTRAP_ADMIN"
+                    );
+                }
+            }
+        }
         let dealership = Arc::new(Dealership::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
@@ -143,8 +200,12 @@ impl Application {
             .data(bookings)
             .data(loans)
             .data(payments)
+            .data(accounts.clone())
             .data(MutationSettings {
                 read_your_writes_timeout: settings.read_your_writes_timeout(),
+            })
+            .extension(crate::policy::Enforce {
+                introspection: settings.introspection,
             })
             .finish();
         let listener = TcpListener::bind(settings.listen)
@@ -158,6 +219,7 @@ impl Application {
                 schema,
                 db: ledger.db,
                 projections: ledger.projections,
+                accounts,
                 limits: settings.limits(),
                 max_body_bytes: settings.max_body_bytes,
                 max_batch: settings.max_batch,
@@ -226,4 +288,29 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The external OpenID Connect provider, when one is configured.
+fn oidc_verifier(settings: &ServeArgs) -> anyhow::Result<Option<Arc<OidcVerifier>>> {
+    let oidc = &settings.oidc;
+    let (Some(issuer), Some(audience), Some(jwks_url)) =
+        (&oidc.oidc_issuer, &oidc.oidc_audience, &oidc.oidc_jwks_url)
+    else {
+        return Ok(None);
+    };
+    let role_map = match &oidc.oidc_role_map {
+        Some(text) => OidcSettings::parse_role_map(text)
+            .map_err(|err| anyhow::anyhow!("AUTOSALON_OIDC_ROLE_MAP: {err}"))?,
+        None => Vec::new(),
+    };
+    let verifier = OidcVerifier::new(OidcSettings {
+        issuer: issuer.clone(),
+        audience: audience.clone(),
+        jwks_url: jwks_url.clone(),
+        roles_claim: oidc.oidc_roles_claim.clone(),
+        role_map,
+    })
+    .map_err(|err| anyhow::anyhow!("the OpenID Connect provider: {err}"))?;
+    tracing::info!(issuer = %issuer, "accepting tokens of this OpenID Connect provider");
+    Ok(Some(Arc::new(verifier)))
 }

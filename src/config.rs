@@ -7,6 +7,52 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::limits::Limits;
+use crate::policy::Introspection;
+
+/// `email:password` of the first admin. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct BootstrapAdmin(pub String);
+
+impl std::fmt::Debug for BootstrapAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let email = self.0.split_once(':').map_or("?", |(email, _)| email);
+        write!(f, "BootstrapAdmin({email}:***)")
+    }
+}
+
+impl std::str::FromStr for BootstrapAdmin {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some((email, password)) if !email.trim().is_empty() && !password.is_empty() => {
+                Ok(Self(text.to_owned()))
+            }
+            _ => Err("expected email:password".into()),
+        }
+    }
+}
+
+/// The operator's OpenID Connect provider, when staff sign in there.
+#[derive(Args, Clone, Debug, Default)]
+pub struct OidcArgs {
+    /// The provider's issuer (`iss` of its tokens), e.g. https://sso.example.ru/realms/dealer.
+    /// Unset: no external provider.
+    #[arg(long, env = "AUTOSALON_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks_url"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) its tokens must carry for this ledger.
+    #[arg(long, env = "AUTOSALON_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Where the provider publishes its signing keys (its JWKS URL).
+    #[arg(long, env = "AUTOSALON_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// The claim holding the caller's roles (a dotted path, e.g. realm_access.roles).
+    #[arg(long, env = "AUTOSALON_OIDC_ROLES_CLAIM", default_value = "roles")]
+    pub oidc_roles_claim: String,
+    /// Provider role to ledger role, `provider=ledger,…`; unset: provider roles are ledger roles.
+    #[arg(long, env = "AUTOSALON_OIDC_ROLE_MAP")]
+    pub oidc_role_map: Option<String>,
+}
 
 /// Where the data lives. Shared by every subcommand.
 #[derive(Args, Clone, Debug)]
@@ -100,19 +146,61 @@ pub struct ServeArgs {
     /// How long each partner insurer may take to answer a quote request, in milliseconds.
     #[arg(long, env = "AUTOSALON_INSURER_TIMEOUT_MS", default_value_t = 2_000)]
     pub insurer_timeout_ms: u64,
+    /// The Ed25519 key that signs access tokens (hex seed, owner-only). Created with mode 0600 if
+    /// missing; refused if readable by others. Servers sharing a database share this file.
+    #[arg(
+        long,
+        env = "AUTOSALON_TOKEN_KEY_FILE",
+        default_value = "autosalon-token.key"
+    )]
+    pub token_key_file: PathBuf,
+    /// The issuer and audience of access tokens (the same on every server of one ledger).
+    #[arg(
+        long,
+        env = "AUTOSALON_TOKEN_ISSUER",
+        default_value = "autosalon-ledger"
+    )]
+    pub token_issuer: String,
+    /// How long an access token is valid, in seconds.
+    #[arg(long, env = "AUTOSALON_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+    /// How long a sign-in session (and its refresh tokens) lasts at most, in seconds.
+    #[arg(long, env = "AUTOSALON_SESSION_TTL_SECS", default_value_t = 43_200)]
+    pub session_ttl_secs: u64,
+    /// Sign-in attempts one client address may make per minute.
+    #[arg(
+        long,
+        env = "AUTOSALON_LOGIN_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub login_attempts_per_minute: u32,
+    /// `email:password` of a first admin, created at start-up only while the store has no account.
+    #[arg(long, env = "AUTOSALON_BOOTSTRAP_ADMIN", hide_env_values = true)]
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// Who may introspect the schema (and so use GraphiQL).
+    #[arg(long, env = "AUTOSALON_INTROSPECTION", value_enum, default_value_t = Introspection::Staff)]
+    pub introspection: Introspection,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
 }
 
 impl ServeArgs {
     /// Settings for a test or an embedding: everything default but the database and the address.
-    /// The signing key goes beside the database file (`<db>.signing.key`).
+    /// The signing and token keys go beside the database file (`<db>.signing.key`,
+    /// `<db>.token.key`).
     pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> Self {
         let database_url = database_url.into();
-        let signing_key_file = database_url
+        let database_file = database_url
             .strip_prefix("sqlite://")
             .map(|path| path.split('?').next().unwrap_or(path))
             .filter(|path| !path.is_empty() && !path.contains(":memory:"))
-            .map(|path| PathBuf::from(format!("{path}.signing.key")))
-            .unwrap_or_else(|| PathBuf::from("autosalon-signing.key"));
+            .map(PathBuf::from);
+        let beside = |suffix: &str, default: &str| {
+            database_file
+                .as_ref()
+                .map(|path| PathBuf::from(format!("{}.{suffix}", path.display())))
+                .unwrap_or_else(|| PathBuf::from(default))
+        };
         Self {
             database: DatabaseArgs { database_url },
             listen,
@@ -129,8 +217,19 @@ impl ServeArgs {
             shutdown_deadline_ms: 20_000,
             max_connections: 512,
             read_your_writes_timeout_ms: 5_000,
-            signing_key_file,
+            signing_key_file: beside("signing.key", "autosalon-signing.key"),
             insurer_timeout_ms: 2_000,
+            token_key_file: beside("token.key", "autosalon-token.key"),
+            token_issuer: "autosalon-ledger".into(),
+            access_token_ttl_secs: 900,
+            session_ttl_secs: 43_200,
+            login_attempts_per_minute: 10,
+            bootstrap_admin: None,
+            introspection: Introspection::Staff,
+            oidc: OidcArgs {
+                oidc_roles_claim: "roles".into(),
+                ..OidcArgs::default()
+            },
         }
     }
 
@@ -241,6 +340,16 @@ impl ServeArgs {
                     .map_err(|err| anyhow::anyhow!("CORS origin {origin:?}: {err}"))
             })
             .collect()
+    }
+}
+
+impl ServeArgs {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
     }
 }
 

@@ -10,18 +10,21 @@
 //! reads bodies without a limit and answers rejections as plain text, so the few lines it would
 //! save are exactly the ones that must differ.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use commands::RequestContext;
+use commands::context::ClientAddress;
 use projections::Projections;
+use queries::access::Identity;
 use queries::codes;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
@@ -36,6 +39,8 @@ pub struct AppState {
     pub schema: AppSchema,
     pub db: eventstore::Database,
     pub projections: Arc<Projections>,
+    /// Verifies the credentials of every request.
+    pub accounts: Arc<commands::Accounts>,
     /// What one request may cost (depth, complexity, mutation fields).
     pub limits: Limits,
     pub max_body_bytes: usize,
@@ -96,13 +101,74 @@ fn refused(refusal: &Refusal) -> Response {
     )
 }
 
-fn caller(headers: &HeaderMap) -> RequestContext {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    RequestContext::new(
-        header("x-actor-id"),
-        header("x-actor-role"),
-        header("x-correlation-id"),
-    )
+/// Who sent a request, as verified from its credentials.
+struct Caller {
+    identity: Identity,
+    context: RequestContext,
+    address: ClientAddress,
+}
+
+/// The verified caller of a request: from its `Authorization` header only (no header: anonymous),
+/// plus its correlation id and TCP peer address. Credentials that are present but not valid are
+/// answered 401 `UNAUTHENTICATED` here, never treated as anonymous.
+fn identify(
+    state: &AppState,
+    request: &Request,
+) -> impl std::future::Future<Output = Result<Caller, Response>> + Send {
+    let headers = request.headers().clone();
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let state = state.clone();
+    async move { identify_by(&state, &headers, address).await }
+}
+
+async fn identify_by(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    address: std::net::IpAddr,
+) -> Result<Caller, Response> {
+    let authorization = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(unauthenticated("the Authorization header is not text")),
+    };
+    let identity = match state.accounts.authenticate(authorization).await {
+        Ok(identity) => identity,
+        Err(commands::accounts::tokens::TokenError::Unavailable(detail)) => {
+            tracing::error!(error = %detail, "could not check the credentials of a request");
+            return Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::INTERNAL,
+                "internal error",
+            ));
+        }
+        Err(err) => {
+            tracing::info!(reason = %err, "refused the credentials of a request");
+            return Err(unauthenticated(
+                "the credentials are missing, malformed, expired or revoked: sign in again",
+            ));
+        }
+    };
+    let correlation = headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok());
+    Ok(Caller {
+        context: RequestContext::of(&identity, correlation),
+        identity,
+        address: ClientAddress(address),
+    })
+}
+
+fn unauthenticated(message: &str) -> Response {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, codes::UNAUTHENTICATED, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
 }
 
 /// Whether the body is declared JSON: one of [`JSON_MEDIA_TYPES`], with no charset or UTF-8.
@@ -144,7 +210,10 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         );
         return response;
     }
-    let headers = request.headers().clone();
+    let caller = match identify(&state, &request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let read = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
     let body = match tokio::time::timeout(state.body_read_timeout, read).await {
         Ok(Ok(body)) => body,
@@ -212,7 +281,7 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
         Ok(measured) => measured,
         Err(response) => return response,
     };
-    execute(&state, batch, caller(&headers), cost).await
+    execute(&state, batch, caller, cost).await
 }
 
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
@@ -255,8 +324,11 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let headers = request.headers().clone();
-    execute(&state, batch, caller(&headers), cost).await
+    let caller = match identify(&state, &request).await {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
+    execute(&state, batch, caller, cost).await
 }
 
 /// Parses and measures a batch ([`Limits::check_batch`]). Parsing takes time in proportion to the
@@ -325,13 +397,11 @@ fn timed_out(state: &AppState, writes: bool) -> Response {
 /// out (or when the client goes away). A batch with a mutation runs on a task of its own, so neither
 /// the timeout nor a vanished client stops a command halfway through its steps: the answer then
 /// says to retry with the idempotency key, and shutdown waits for the task (see `in_flight`).
-async fn execute(
-    state: &AppState,
-    batch: BatchRequest,
-    caller: RequestContext,
-    cost: Cost,
-) -> Response {
-    let batch = batch.data(caller);
+async fn execute(state: &AppState, batch: BatchRequest, caller: Caller, cost: Cost) -> Response {
+    let batch = batch
+        .data(caller.identity)
+        .data(caller.context)
+        .data(caller.address);
     // Sampled before anything is read: projectors only move forward, so every read-model row in the
     // answer reflects at least these positions. (Reports, the ledger and customer history also state
     // the exact position of their rows, read in the same snapshot, as `reflectsPosition`.)

@@ -10,6 +10,7 @@
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
 //! - [`limits`]: what a GraphQL request may cost, measured before async-graphql expands it.
+//! - [`policy`]: the permission matrix, enforced before any resolver runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
 //! - [`server`]: the connection loop (header deadline, connection cap, bounded drain).
 //! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod export;
 pub mod http;
 pub mod limits;
+pub mod policy;
 pub mod schema;
 pub mod server;
 pub mod transfer;

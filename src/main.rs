@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the GraphQL server (migrates the database and starts the projectors first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Rebuild read models from position 0 of the event log, showing progress.
@@ -28,6 +28,11 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Manage accounts from the server's machine (e.g. the first admin).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Write every table of one read model, with the global position its rows reflect.
     ///
     /// The rows and the position are read in one transaction. jsonl: a first line
@@ -68,6 +73,111 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create an account. The password is read from a prompt (or, when standard input is not a
+    /// terminal, its first line): never from an argument, where other users and shell history see it.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// A role: admin, sales, finance, insurance, service, auditor, analyst, client (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The name shown for the account (default: the email).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The customer a client account belongs to.
+        #[arg(long)]
+        customer_id: Option<uuid::Uuid>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// The password for a new account: a hidden prompt on a terminal, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("reading the password")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        Ok(first)
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    }
+}
+
+async fn create_user(command: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Create {
+        email,
+        roles,
+        display_name,
+        customer_id,
+        database,
+    } = command;
+    let roles = roles
+        .iter()
+        .map(|name| {
+            aggregates::user::Role::parse(name).with_context(|| format!("{name:?} is not a role"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let email = aggregates::contact::Email::parse(&email)?;
+    let password = read_password()?;
+    let ledger = Ledger::open(&database.database_url).await?;
+    // The token key is not needed to create an account: an ephemeral one stands in.
+    let tokens = commands::accounts::tokens::TokenKeys::from_seed(
+        &rand_seed(),
+        "autosalon-ledger",
+        "autosalon-ledger",
+        std::time::Duration::from_secs(1),
+    );
+    let accounts = commands::Accounts::new(
+        ledger.db.clone(),
+        ledger.upcasters.clone(),
+        std::sync::Arc::new(commands::clock::SystemClock),
+        std::sync::Arc::new(tokens),
+        None,
+        commands::accounts::AccountSettings::default(),
+    );
+    let display_name = display_name.unwrap_or_else(|| email.as_str().to_owned());
+    let written = accounts
+        .create(
+            &commands::RequestContext::system("cli"),
+            commands::accounts::NewAccount {
+                email,
+                display_name,
+                roles,
+                customer_id,
+                password: commands::accounts::passwords::Password::new(password),
+            },
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    ledger.db.close().await;
+    eprintln!(
+        "created account {} (position {})",
+        written.id, written.position
+    );
+    Ok(())
+}
+
+fn rand_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    for (i, byte) in uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes())
+        .enumerate()
+    {
+        seed[i] = *byte;
+    }
+    seed
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -80,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(settings) => {
-            let app = Application::build(settings).await?;
+            let app = Application::build(*settings).await?;
             app.run(shutdown_signal()).await
         }
         Command::Migrate(database) => {
@@ -149,6 +259,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Users { command } => create_user(command).await,
         Command::Schema => {
             print!("{}", autosalon::schema::sdl());
             Ok(())

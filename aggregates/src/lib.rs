@@ -20,6 +20,8 @@
 //! - [`loan`]: the [`loan::Loan`] aggregate, financing for one order from application to payoff;
 //!   its credit policy in [`loan::credit`] and its schedule maths in [`loan::schedule`].
 //! - [`payment`]: the [`payment::Payment`] aggregate, money paid towards an order and its refunds.
+//! - [`user`]: the [`user::User`] aggregate, an account that signs in, and its [`user::Role`]s;
+//!   [`partner_key`]: [`partner_key::PartnerKey`], a partner insurer's API key (its digest only).
 //!
 //! Each aggregate lives in one file with its commands, events and errors; its given/when/then
 //! tests and property tests sit beside it in `<aggregate>/tests.rs`.
@@ -41,8 +43,10 @@ pub mod customer;
 pub mod loan;
 pub mod money;
 pub mod order;
+pub mod partner_key;
 pub mod payment;
 pub mod policy;
+pub mod user;
 pub mod vehicle;
 pub mod vin;
 

@@ -16,7 +16,7 @@
 //! - `0 <= paid total <= total`; the paid total is the sum of the payments recorded less the
 //!   refunds recorded, and each payment's refunds never exceed what it paid;
 //! - the order is `Paid` exactly when its paid total equals its total (from confirmation until
-//!   handover);
+//!   handover), except an order whose total is zero, which is never paid (see the last rule);
 //! - `Completed` and `Cancelled` are terminal: every later command is refused (recording a payment
 //!   or refund already recorded stays a no-op).
 //!

@@ -592,6 +592,8 @@ impl BookingsMutation {
             "mechanicId": input.mechanic_id, "kind": input.kind, "start": input.start.0,
             "end": input.end.0, "notes": input.notes,
         });
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(input.customer_id))
+            .await?;
         let key = idempotency(idempotency_key, "bookService", &fingerprint)?;
         let service = bookings(ctx)?;
         let (mechanic, slot) = mechanic_and_slot(&input.mechanic_id, input.start, input.end)?;
@@ -622,6 +624,7 @@ impl BookingsMutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<BookingPayload> {
         let fingerprint = json!([id, mechanic_id, start.0, end.0]);
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Booking(id)).await?;
         let key = idempotency(idempotency_key, "rescheduleBooking", &fingerprint)?;
         let (mechanic, slot) = mechanic_and_slot(&mechanic_id, start, end)?;
         let written = bookings(ctx)?
@@ -681,6 +684,7 @@ impl BookingsMutation {
         reason: String,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<BookingPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Booking(id)).await?;
         let key = idempotency(idempotency_key, "cancelBooking", &(id, &reason))?;
         let written = bookings(ctx)?
             .cancel_booking(&caller(ctx), id, reason, key.as_ref())

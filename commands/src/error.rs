@@ -4,8 +4,10 @@ use aggregates::bookings::WorkshopError;
 use aggregates::customer::CustomerError;
 use aggregates::loan::LoanError;
 use aggregates::order::OrderError;
+use aggregates::partner_key::PartnerKeyError;
 use aggregates::payment::PaymentError;
 use aggregates::policy::PolicyError;
+use aggregates::user::UserError;
 use aggregates::vehicle::VehicleError;
 use queries::{ApiError, codes};
 
@@ -26,6 +28,24 @@ pub enum CommandError {
     Loan(#[from] LoanError),
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// An account command refused; see [`UserError`].
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    PartnerKey(#[from] PartnerKeyError),
+    /// Wrong email or password (also for an unknown email or a disabled account: the answer never
+    /// tells which). The caller asks again.
+    #[error("the email or password is wrong")]
+    InvalidCredentials,
+    /// Too many failed sign-ins: the account refuses sign-ins until then.
+    #[error("too many failed sign-ins; try again after {until}")]
+    AccountLocked { until: String },
+    /// Too many sign-in attempts from this address; wait a minute.
+    #[error("too many sign-in attempts from this address; wait a minute")]
+    TooManyRequests,
+    /// No valid credentials (a refresh token unknown, spent or of an ended session). Sign in again.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The input is malformed; nothing was written.
     #[error("{0}")]
     Validation(String),
@@ -60,6 +80,12 @@ impl From<CommandError> for ApiError {
             CommandError::Workshop(e) => ApiError::new(e.code(), message),
             CommandError::Loan(e) => ApiError::new(e.code(), message),
             CommandError::Payment(e) => ApiError::new(e.code(), message),
+            CommandError::User(e) => ApiError::new(e.code(), message),
+            CommandError::PartnerKey(e) => ApiError::new(e.code(), message),
+            CommandError::InvalidCredentials => ApiError::new("INVALID_CREDENTIALS", message),
+            CommandError::AccountLocked { .. } => ApiError::new("ACCOUNT_LOCKED", message),
+            CommandError::TooManyRequests => ApiError::new("TOO_MANY_REQUESTS", message),
+            CommandError::Unauthenticated(_) => ApiError::new(codes::UNAUTHENTICATED, message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),
             CommandError::VinAlreadyStocked { .. } => ApiError::new("VIN_ALREADY_STOCKED", message),

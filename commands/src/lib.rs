@@ -11,10 +11,14 @@
 //!   vehicles, and their mutations.
 //! - [`loans`]: [`loans::Loans`], car financing from application to payoff, and its mutations.
 //! - [`payments`]: [`Payments`], taking and refunding money, recording it on orders, handover.
+//! - [`accounts`]: [`Accounts`]: accounts and partner keys (events), sign-in, sessions, tokens,
+//!   and the verified identity of a request.
+//! - [`key_file`]: secret key files (owner-only), shared by the policy and token keys.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
 
+pub mod accounts;
 pub mod bookings;
 pub mod clock;
 pub mod context;
@@ -23,12 +27,14 @@ pub mod error;
 pub mod guards;
 pub mod insurance;
 pub mod insurers;
+pub mod key_file;
 pub mod loans;
 pub mod mutations;
 pub mod payments;
 pub mod sender;
 pub mod signing;
 
+pub use accounts::Accounts;
 pub use bookings::Bookings;
 pub use context::RequestContext;
 pub use dealership::Dealership;
@@ -45,4 +51,5 @@ pub struct MutationRoot(
     loans::LoansMutation,
     insurance::InsuranceMutation,
     bookings::BookingsMutation,
+    accounts::mutations::AccountsMutation,
 );

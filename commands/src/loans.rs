@@ -473,6 +473,7 @@ impl LoansMutation {
         input: ApplyForLoanInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<LoanPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Order(input.order_id)).await?;
         let key = idempotency(idempotency_key, "applyForLoan", &input)?;
         let application = Application {
             down_payment: input.down_payment.to_domain()?,
@@ -499,6 +500,7 @@ impl LoansMutation {
         input: LoanApplicationChangesInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<LoanPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Loan(id)).await?;
         let key = idempotency(idempotency_key, "updateLoanApplication", &(id, &input))?;
         let changes = ApplicationChanges {
             down_payment: input.down_payment.map(MoneyInput::to_domain).transpose()?,
@@ -525,6 +527,7 @@ impl LoansMutation {
         id: Uuid,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<LoanPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Loan(id)).await?;
         let key = idempotency(idempotency_key, "submitLoanApplication", &id)?;
         let written = loans(ctx)?
             .submit(&caller(ctx), id, key.as_ref())

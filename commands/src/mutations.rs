@@ -151,6 +151,77 @@ pub fn caller(ctx: &Context<'_>) -> RequestContext {
         .unwrap_or_default()
 }
 
+/// A record a mutation acts on, named by its id, for [`ensure_own`].
+#[derive(Clone, Copy, Debug)]
+pub enum Owned {
+    Customer(Uuid),
+    Order(Uuid),
+    Loan(Uuid),
+    Quote(Uuid),
+    Policy(Uuid),
+    Booking(Uuid),
+}
+
+/// Refuses a mutation on a record the caller may not act on, exactly as if it did not exist
+/// (`NOT_FOUND`): a client acts on its own customer's records only. Staff pass (the permission
+/// matrix already decided they may run the mutation at all); anyone else is refused.
+///
+/// The owner is read from the read models: whose customer an order, loan, quote, policy or
+/// booking is never changes, so a read model that lags can only make a record look missing for a
+/// moment, never make another customer's record look owned.
+pub async fn ensure_own(ctx: &Context<'_>, owned: Owned) -> ApiResult<()> {
+    let own = match queries::access::scope(ctx) {
+        queries::access::Scope::Everything => return Ok(()),
+        queries::access::Scope::Customer(own) => Some(own),
+        _ => None,
+    };
+    let pool = queries::read_models(ctx)?.pool();
+    let (what, id, owner) = match owned {
+        Owned::Customer(id) => (
+            "customer",
+            id,
+            queries::customers::find(pool, id).await?.map(|c| c.id),
+        ),
+        Owned::Order(id) => (
+            "order",
+            id,
+            queries::orders::find(pool, id)
+                .await?
+                .map(|o| o.customer_id),
+        ),
+        Owned::Loan(id) => (
+            "loan",
+            id,
+            queries::loans::find(pool, id).await?.map(|l| l.customer_id),
+        ),
+        Owned::Quote(id) => (
+            "quote",
+            id,
+            queries::insurance::find_quote(pool, id)
+                .await?
+                .map(|q| q.customer_id),
+        ),
+        Owned::Policy(id) => (
+            "policy",
+            id,
+            queries::insurance::find_policy(pool, id)
+                .await?
+                .map(|p| p.customer_id),
+        ),
+        Owned::Booking(id) => (
+            "booking",
+            id,
+            queries::bookings::find(pool, id)
+                .await?
+                .map(|b| b.customer_id),
+        ),
+    };
+    match (own, owner) {
+        (Some(own), Some(owner)) if own == owner => Ok(()),
+        _ => Err(ApiError::not_found(what, id)),
+    }
+}
+
 /// Validates the key and fingerprints the mutation's name and input.
 pub fn idempotency(
     key: Option<String>,
@@ -365,6 +436,7 @@ impl SalesMutation {
         input: ContactDetailsInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<CustomerPayload> {
+        ensure_own(ctx, Owned::Customer(id)).await?;
         let key = idempotency(
             idempotency_key,
             "changeCustomerContactDetails",

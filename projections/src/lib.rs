@@ -12,10 +12,12 @@
 //! - [`reports`]: fact tables for analysts (sales, payments, loans, policies, bookings, inventory).
 //! - [`ledger`]: the double-entry journal and its chart of accounts.
 //! - [`customer_history`]: every event touching a customer, with a summary per customer.
+//! - [`accounts`]: accounts, their roles, and partner insurers' API keys (no credentials).
 //! - [`catalog`], [`customers`], [`orders`], [`payments`], [`bookings`], [`loans`]: the read models,
 //!   each owning its tables (DDL beside the code that writes them). Their table layouts are a
 //!   documented contract for analysts.
 
+pub mod accounts;
 pub mod bookings;
 pub mod catalog;
 pub mod customer_history;

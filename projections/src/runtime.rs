@@ -71,6 +71,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::reports::Reports),
         Arc::new(crate::ledger::Ledger),
         Arc::new(crate::customer_history::CustomerHistory),
+        Arc::new(crate::accounts::Accounts),
     ]
 }
 

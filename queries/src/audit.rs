@@ -19,6 +19,8 @@ pub enum AggregateType {
     Payment,
     Loan,
     Policy,
+    User,
+    PartnerKey,
 }
 
 impl AggregateType {
@@ -34,6 +36,8 @@ impl AggregateType {
             AggregateType::Payment => aggregates::payment::Payment::TYPE,
             AggregateType::Loan => aggregates::loan::Loan::TYPE,
             AggregateType::Policy => aggregates::policy::Policy::TYPE,
+            AggregateType::User => aggregates::user::User::TYPE,
+            AggregateType::PartnerKey => aggregates::partner_key::PartnerKey::TYPE,
         }
     }
 }
@@ -49,7 +53,8 @@ pub struct Event {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    /// The event's content, as stored.
+    /// The event's content, as stored, except credentials: password hashes and partner-key digests
+    /// read `"[redacted]"`.
     pub payload: Json<serde_json::Value>,
     /// Who sent the command that produced it, and why: actor, correlation and causation ids,
     /// command name, idempotency key.
@@ -67,11 +72,35 @@ impl From<eventstore::RecordedEvent> for Event {
             sequence: event.sequence,
             event_type: event.event_type,
             event_version: event.event_version,
-            payload: Json(event.payload),
+            payload: Json(redact_credentials(event.payload)),
             metadata: Json(event.metadata),
             recorded_at: DateTime(event.recorded_at),
         }
     }
+}
+
+/// Payload fields that hold credentials; the audit view shows that they are there, not what they are.
+const CREDENTIAL_FIELDS: &[&str] = &["password_hash", "key_digest"];
+
+/// `payload` with every [`CREDENTIAL_FIELDS`] value, at any depth, replaced by `"[redacted]"`.
+fn redact_credentials(mut payload: serde_json::Value) -> serde_json::Value {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (name, field) in fields.iter_mut() {
+                    if CREDENTIAL_FIELDS.contains(&name.as_str()) {
+                        *field = serde_json::Value::String("[redacted]".into());
+                    } else {
+                        walk(field);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut payload);
+    payload
 }
 
 /// Cursor over the global log: the position itself.

@@ -91,7 +91,11 @@ pub struct Booking {
 impl Booking {
     /// The customer who booked.
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
-        Ok(crate::customers::find(read_models(ctx)?.pool(), self.customer_id).await?)
+        Ok(
+            crate::customers::find(read_models(ctx)?.pool(), self.customer_id)
+                .await?
+                .filter(|_| crate::access::can_see_customer(ctx, self.customer_id)),
+        )
     }
 
     /// The vehicle being serviced.
@@ -371,6 +375,7 @@ impl BookingsQuery {
     async fn booking(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Booking> {
         Ok(find(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|booking| crate::access::can_see_customer(ctx, booking.customer_id))
             .ok_or_else(|| ApiError::not_found("booking", id))?)
     }
 
@@ -383,7 +388,12 @@ impl BookingsQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<BookingCursor, Booking, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
-        Ok(search(read_models(ctx)?.pool(), &filter.unwrap_or_default(), page).await?)
+        let mut filter = filter.unwrap_or_default();
+        let Some(customer) = crate::access::customer_filter(ctx, filter.customer_id) else {
+            return Ok(crate::page::empty());
+        };
+        filter.customer_id = customer;
+        Ok(search(read_models(ctx)?.pool(), &filter, page).await?)
     }
 
     /// A mechanic's bookings on one day (`date` is `YYYY-MM-DD`, dealership time), every status.

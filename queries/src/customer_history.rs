@@ -244,6 +244,9 @@ impl CustomerHistoryQuery {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryConnection> {
         let page = Page::new(first, after)?;
+        if !crate::access::can_see_customer(ctx, customer_id) {
+            return Err(ApiError::not_found("customer", customer_id).into());
+        }
         Ok(history(read_models(ctx)?.pool(), customer_id, from, to, page).await?)
     }
 
@@ -253,6 +256,9 @@ impl CustomerHistoryQuery {
         ctx: &Context<'_>,
         customer_id: Uuid,
     ) -> async_graphql::Result<CustomerSummary> {
+        if !crate::access::can_see_customer(ctx, customer_id) {
+            return Err(ApiError::not_found("customer", customer_id).into());
+        }
         Ok(summary(read_models(ctx)?.pool(), customer_id).await?)
     }
 }

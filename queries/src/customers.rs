@@ -1,4 +1,5 @@
-//! Customers as the `customers` read model shows them.
+//! Customers as the `customers` read model shows them. Name, email, phone and address are personal
+//! data: callers who see it masked (analysts) get `***` instead (see [`crate::access`]).
 
 use async_graphql::{ComplexObject, Context, SimpleObject};
 use eventstore::DbPool;
@@ -13,10 +14,13 @@ use crate::{ApiError, ApiResult};
 #[graphql(complex)]
 pub struct Customer {
     pub id: Uuid,
+    #[graphql(skip)]
     pub full_name: String,
+    #[graphql(skip)]
     pub email: String,
-    /// E.164, e.g. `+79161234567`.
+    #[graphql(skip)]
     pub phone: String,
+    #[graphql(skip)]
     pub address: String,
     pub registered_at: DateTime,
     pub updated_at: DateTime,
@@ -24,6 +28,26 @@ pub struct Customer {
 
 #[ComplexObject]
 impl Customer {
+    /// Personal data (masked for analysts).
+    async fn full_name(&self, ctx: &Context<'_>) -> String {
+        crate::access::personal(ctx, &self.full_name)
+    }
+
+    /// Personal data (masked for analysts).
+    async fn email(&self, ctx: &Context<'_>) -> String {
+        crate::access::personal(ctx, &self.email)
+    }
+
+    /// E.164, e.g. `+79161234567`. Personal data (masked for analysts).
+    async fn phone(&self, ctx: &Context<'_>) -> String {
+        crate::access::personal(ctx, &self.phone)
+    }
+
+    /// Personal data (masked for analysts).
+    async fn address(&self, ctx: &Context<'_>) -> String {
+        crate::access::personal(ctx, &self.address)
+    }
+
     /// Everything that happened to this customer, in global order (see `customerHistory`).
     async fn history(
         &self,
@@ -34,6 +58,14 @@ impl Customer {
         after: Option<String>,
     ) -> async_graphql::Result<HistoryConnection> {
         let page = Page::new(first, after)?;
+        if crate::access::masks_personal_data(ctx) {
+            // Its lines for people name the customer: not for callers who see personal data masked.
+            return Err(ApiError::new(
+                crate::codes::FORBIDDEN,
+                "a customer's history is not shown with personal data masked",
+            )
+            .into());
+        }
         let pool = crate::read_models(ctx)?.pool();
         Ok(crate::customer_history::history(pool, self.id, from, to, page).await?)
     }

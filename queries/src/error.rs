@@ -30,6 +30,10 @@ pub mod codes {
     /// The request did not finish in time. A query was cancelled; a mutation may still complete:
     /// retry it with the same idempotency key to learn its outcome.
     pub const TIMEOUT: &str = "TIMEOUT";
+    /// No valid credentials: a token is missing, malformed, expired or revoked. Sign in (again).
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    /// Signed in, but no role held may run this operation.
+    pub const FORBIDDEN: &str = "FORBIDDEN";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }

@@ -171,7 +171,11 @@ pub struct InsuranceQuote {
 impl InsuranceQuote {
     /// The policy issued from this quote, once an offer was selected.
     async fn policy(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Policy>> {
-        Ok(find_policy(read_models(ctx)?.pool(), self.id).await?)
+        Ok(find_policy(read_models(ctx)?.pool(), self.id)
+            .await?
+            .filter(|policy| {
+                crate::access::can_see_policy(ctx, policy.customer_id, &policy.insurer)
+            }))
     }
 }
 
@@ -659,6 +663,7 @@ impl InsuranceQuery {
     async fn quote(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<InsuranceQuote> {
         Ok(find_quote(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|quote| crate::access::can_see_customer(ctx, quote.customer_id))
             .ok_or_else(|| ApiError::not_found("quote", id))?)
     }
 
@@ -666,6 +671,9 @@ impl InsuranceQuery {
     async fn policy(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Policy> {
         Ok(find_policy(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|policy| {
+                crate::access::can_see_policy(ctx, policy.customer_id, &policy.insurer)
+            })
             .ok_or_else(|| ApiError::not_found("policy", id))?)
     }
 
@@ -677,6 +685,9 @@ impl InsuranceQuery {
     ) -> async_graphql::Result<Policy> {
         Ok(find_policy_by_number(read_models(ctx)?.pool(), &number)
             .await?
+            .filter(|policy| {
+                crate::access::can_see_policy(ctx, policy.customer_id, &policy.insurer)
+            })
             .ok_or_else(|| ApiError::not_found("policy", &number))?)
     }
 
@@ -689,7 +700,22 @@ impl InsuranceQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<PolicyCursor, Policy, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
-        Ok(search_policies(read_models(ctx)?.pool(), &filter.unwrap_or_default(), page).await?)
+        let mut filter = filter.unwrap_or_default();
+        match crate::access::scope(ctx) {
+            crate::access::Scope::Everything => {}
+            crate::access::Scope::Customer(own) => match filter.customer_id {
+                Some(other) if other != own => return Ok(crate::page::empty()),
+                _ => filter.customer_id = Some(own),
+            },
+            crate::access::Scope::Insurer(own) => match filter.insurer.as_deref() {
+                Some(other) if !other.trim().eq_ignore_ascii_case(&own) => {
+                    return Ok(crate::page::empty());
+                }
+                _ => filter.insurer = Some(own),
+            },
+            crate::access::Scope::Nothing => return Ok(crate::page::empty()),
+        }
+        Ok(search_policies(read_models(ctx)?.pool(), &filter, page).await?)
     }
 
     /// The public key that signs electronic policies.

@@ -558,6 +558,9 @@ impl LedgerQuery {
         from: Option<Date>,
         to: Option<Date>,
     ) -> async_graphql::Result<CustomerStatement> {
+        if !crate::access::can_see_customer(ctx, customer_id) {
+            return Err(ApiError::not_found("customer", customer_id).into());
+        }
         let mut snapshot = Snapshot::open(read_models(ctx)?.pool()).await?;
         Ok(customer_statement(&mut snapshot, customer_id, from, to)
             .await?

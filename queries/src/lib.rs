@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`scalars`]: `Decimal`, `DateTime`, `Date`, `Position`, `Money`, `Currency` — strict on input.
+//! - [`access`]: the verified [`access::Identity`] of a request and which rows it may see.
+//! - [`accounts`]: the caller's own account, accounts and partner keys for admins and auditors.
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`snapshot`]: reading a read model together with the log position it reflects.
@@ -17,6 +19,8 @@
 //!
 //! Architecture invariant: queries only read. They never load aggregates or send commands.
 
+pub mod access;
+pub mod accounts;
 pub mod audit;
 pub mod bookings;
 pub mod customer_history;
@@ -114,6 +118,7 @@ pub struct QueryRoot(
     reports::ReportsQuery,
     ledger::LedgerQuery,
     customer_history::CustomerHistoryQuery,
+    accounts::AccountsQuery,
 );
 
 /// Vehicles, customers and orders.
@@ -178,6 +183,7 @@ impl SalesQuery {
     ) -> async_graphql::Result<customers::Customer> {
         Ok(customers::find(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|_| access::can_see_customer(ctx, id))
             .ok_or_else(|| ApiError::not_found("customer", id))?)
     }
 
@@ -185,6 +191,7 @@ impl SalesQuery {
     async fn order(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<orders::Order> {
         Ok(orders::find(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|order| access::can_see_customer(ctx, order.customer_id))
             .ok_or_else(|| ApiError::not_found("order", id))?)
     }
 }

@@ -417,19 +417,24 @@ pub struct LoanFilter {
 /// Cursor: the position of the loan's application in the log, and its id.
 pub type LoanCursor = OpaqueCursor<(i64, String)>;
 
-const FILTER: &str = "($1 IS NULL OR order_id = $1) AND ($2 IS NULL OR status = $2)";
+const FILTER: &str = "($1 IS NULL OR order_id = $1) AND ($2 IS NULL OR status = $2)
+    AND ($3 IS NULL OR customer_id = $3)";
 
-/// A page of loans matching `filter`, oldest application first.
+/// A page of loans matching `filter` (and of `customer`'s only, when given), oldest application
+/// first.
 pub async fn search(
     pool: &DbPool,
     filter: &LoanFilter,
+    customer: Option<Uuid>,
     page: Page<LoanCursor>,
 ) -> ApiResult<Connection<LoanCursor, Loan, TotalCount, EmptyFields>> {
     let order_id = filter.order_id.map(|id| id.to_string());
     let status = filter.status.map(LoanStatus::as_str);
+    let customer = customer.map(|id| id.to_string());
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM loans WHERE {FILTER}"))
         .bind(&order_id)
         .bind(status)
+        .bind(&customer)
         .fetch_one(pool)
         .await?;
     let (after_position, after_id) = page
@@ -438,12 +443,13 @@ pub async fn search(
         .map(|cursor| cursor.0.clone())
         .unwrap_or((i64::MIN, String::new()));
     let sql = format!(
-        "{SELECT_LOAN} WHERE {FILTER} AND (applied_position, loan_id) > ($3, $4)
-          ORDER BY applied_position, loan_id LIMIT $5"
+        "{SELECT_LOAN} WHERE {FILTER} AND (applied_position, loan_id) > ($4, $5)
+          ORDER BY applied_position, loan_id LIMIT $6"
     );
     let rows: Vec<LoanRow> = sqlx::query_as(&sql)
         .bind(&order_id)
         .bind(status)
+        .bind(&customer)
         .bind(after_position)
         .bind(after_id)
         .bind(page.fetch_limit())
@@ -474,6 +480,7 @@ impl LoansQuery {
     async fn loan(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Loan> {
         Ok(find(read_models(ctx)?.pool(), id)
             .await?
+            .filter(|loan| crate::access::can_see_customer(ctx, loan.customer_id))
             .ok_or_else(|| ApiError::not_found("loan", id))?)
     }
 
@@ -486,6 +493,15 @@ impl LoansQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<LoanCursor, Loan, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
-        Ok(search(read_models(ctx)?.pool(), &filter.unwrap_or_default(), page).await?)
+        let Some(customer) = crate::access::customer_filter(ctx, None) else {
+            return Ok(crate::page::empty());
+        };
+        Ok(search(
+            read_models(ctx)?.pool(),
+            &filter.unwrap_or_default(),
+            customer,
+            page,
+        )
+        .await?)
     }
 }

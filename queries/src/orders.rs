@@ -63,7 +63,11 @@ pub struct Order {
 impl Order {
     /// The customer who placed the order.
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
-        Ok(crate::customers::find(crate::read_models(ctx)?.pool(), self.customer_id).await?)
+        Ok(
+            crate::customers::find(crate::read_models(ctx)?.pool(), self.customer_id)
+                .await?
+                .filter(|_| crate::access::can_see_customer(ctx, self.customer_id)),
+        )
     }
 
     /// The vehicle being sold.
@@ -84,7 +88,11 @@ impl Order {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<crate::payments::Payment>> {
-        Ok(crate::payments::of_order(crate::read_models(ctx)?.pool(), self.id).await?)
+        let payments = crate::payments::of_order(crate::read_models(ctx)?.pool(), self.id).await?;
+        Ok(payments
+            .into_iter()
+            .filter(|payment| crate::access::can_see_customer(ctx, payment.customer_id))
+            .collect())
     }
 }
 

@@ -16,6 +16,19 @@ pub struct TotalCount {
     pub total_count: i64,
 }
 
+/// A connection with no edges: what a caller who may see none of a list's rows gets.
+pub fn empty<C, N>() -> async_graphql::connection::Connection<C, N, TotalCount>
+where
+    C: CursorType + Send + Sync,
+    N: async_graphql::OutputType,
+{
+    async_graphql::connection::Connection::with_additional_fields(
+        false,
+        false,
+        TotalCount { total_count: 0 },
+    )
+}
+
 /// A validated page request.
 pub struct Page<C> {
     pub after: Option<C>,

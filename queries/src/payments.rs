@@ -124,7 +124,11 @@ impl Payment {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<crate::orders::Order>> {
-        Ok(crate::orders::find(crate::read_models(ctx)?.pool(), self.order_id).await?)
+        Ok(
+            crate::orders::find(crate::read_models(ctx)?.pool(), self.order_id)
+                .await?
+                .filter(|order| crate::access::can_see_customer(ctx, order.customer_id)),
+        )
     }
 }
 
@@ -347,6 +351,7 @@ impl PaymentsQuery {
     async fn payment(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Payment> {
         Ok(find(crate::read_models(ctx)?.pool(), id)
             .await?
+            .filter(|payment| crate::access::can_see_customer(ctx, payment.customer_id))
             .ok_or_else(|| ApiError::not_found("payment", id))?)
     }
 
@@ -359,11 +364,11 @@ impl PaymentsQuery {
         after: Option<String>,
     ) -> async_graphql::Result<PaymentConnection> {
         let page = Page::new(first, after)?;
-        Ok(search(
-            crate::read_models(ctx)?.pool(),
-            &filter.unwrap_or_default(),
-            page,
-        )
-        .await?)
+        let mut filter = filter.unwrap_or_default();
+        let Some(customer) = crate::access::customer_filter(ctx, filter.customer_id) else {
+            return Ok(crate::page::empty());
+        };
+        filter.customer_id = customer;
+        Ok(search(crate::read_models(ctx)?.pool(), &filter, page).await?)
     }
 }

@@ -744,7 +744,12 @@ impl ReportsQuery {
         month: String,
     ) -> async_graphql::Result<CommissionSettlement> {
         let mut snapshot = snapshot(ctx).await?;
-        Ok(commission_settlement(&mut snapshot, &month).await?)
+        let mut settlement = commission_settlement(&mut snapshot, &month).await?;
+        // A partner insurer sees its own settlement only.
+        if let crate::access::Scope::Insurer(own) = crate::access::scope(ctx) {
+            settlement.rows.retain(|row| row.insurer == own);
+        }
+        Ok(settlement)
     }
 
     /// Workshop bookings per mechanic per day, utilisation and the no-show rate.

@@ -1,4 +1,9 @@
 //! `spawn_app()` and a small GraphQL client.
+//!
+//! Every test server starts with a first admin (`AUTOSALON_BOOTSTRAP_ADMIN`, [`ADMIN_EMAIL`]), and
+//! the app's client sends that admin's access token with every request, so tests about the
+//! dealership act as a signed-in admin. [`TestApp::sign_in_as`] gives tokens for other roles, and
+//! [`TestApp::graphql_as`] sends a request with any token or none.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,9 +13,17 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The first admin of every test server.
+pub const ADMIN_EMAIL: &str = "admin@autosalon.test";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// Events every test server's log starts with: the first admin's `UserCreated`.
+pub const ADMIN_EVENTS: i64 = 1;
+
 /// A running server on its own database file.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Sends the admin's access token with every request.
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -100,16 +113,21 @@ pub fn serve_args(database_path: &Path) -> ServeArgs {
     if postgres_admin_url().is_some() {
         settings.signing_key_file =
             PathBuf::from(format!("{}.signing.key", database_path.display()));
+        settings.token_key_file = PathBuf::from(format!("{}.token.key", database_path.display()));
     }
     settings
 }
 
-pub async fn spawn_with(settings: ServeArgs) -> TestApp {
+pub async fn spawn_with(mut settings: ServeArgs) -> TestApp {
+    with_admin(&mut settings);
+    let admin = admin_of(&settings);
     start(
         Application::build(settings)
             .await
             .expect("the application builds"),
+        admin,
     )
+    .await
 }
 
 /// Starts the application on a fresh database in `dir`, with these partner insurers.
@@ -117,26 +135,87 @@ pub async fn spawn_with_insurers(
     dir: &tempfile::TempDir,
     insurers: commands::insurers::InsurerPanel,
 ) -> TestApp {
-    let settings = serve_args(&dir.path().join("autosalon.db"));
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    with_admin(&mut settings);
+    let admin = admin_of(&settings);
     start(
         Application::build_with_insurers(settings, insurers)
             .await
             .expect("the application builds"),
+        admin,
     )
+    .await
 }
 
-fn start(app: Application) -> TestApp {
+/// The first admin, unless the settings name one already.
+fn with_admin(settings: &mut ServeArgs) {
+    if settings.bootstrap_admin.is_none() {
+        settings.bootstrap_admin = Some(autosalon::config::BootstrapAdmin(format!(
+            "{ADMIN_EMAIL}:{ADMIN_PASSWORD}"
+        )));
+    }
+    // Tests sign in many times from one address; a test of the limit sets its own.
+    if settings.login_attempts_per_minute == 10 {
+        settings.login_attempts_per_minute = 1_000;
+    }
+}
+
+/// The email and password the settings create the first admin with.
+fn admin_of(settings: &ServeArgs) -> (String, String) {
+    let spec = &settings.bootstrap_admin.as_ref().expect("a first admin").0;
+    let (email, password) = spec.split_once(':').expect("email:password");
+    (email.to_owned(), password.to_owned())
+}
+
+async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
+    let anonymous = reqwest::Client::new();
+    let admin_token = login(&anonymous, addr, &email, &password)
+        .await
+        .expect("the test admin signs in");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {admin_token}").parse().unwrap(),
+    );
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap(),
         stop: Some(stop),
         server: Some(server),
     }
+}
+
+/// Signs in over HTTP and returns the access token, or the whole answer when refused.
+pub async fn login(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    email: &str,
+    password: &str,
+) -> Result<String, Value> {
+    let answer: Value = client
+        .post(format!("http://{addr}/graphql"))
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "variables": { "e": email, "p": password }
+        }))
+        .send()
+        .await
+        .expect("the server answers")
+        .json()
+        .await
+        .expect("the answer is JSON");
+    answer["data"]["login"]["accessToken"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or(answer)
 }
 
 impl TestApp {
@@ -148,6 +227,45 @@ impl TestApp {
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
         self.post_json(&json!({ "query": query, "variables": variables }))
             .await
+    }
+
+    /// POSTs a GraphQL operation with `token` as bearer (`None`: no credentials at all).
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = reqwest::Client::new()
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("the answer is JSON")
+    }
+
+    /// Creates an account with `roles` (and, for `CLIENT`, its customer) as the admin, signs it in
+    /// and returns its access token.
+    pub async fn sign_in_as(
+        &self,
+        email: &str,
+        roles: &[&str],
+        customer_id: Option<&str>,
+    ) -> String {
+        let password = "a long enough password";
+        self.ok(
+            "mutation($input: CreateAccountInput!) { createAccount(input: $input) { account { id } } }",
+            json!({ "input": {
+                "email": email, "displayName": email, "roles": roles,
+                "customerId": customer_id, "password": password
+            }}),
+        )
+        .await;
+        login(&reqwest::Client::new(), self.addr, email, password)
+            .await
+            .expect("the new account signs in")
     }
 
     pub async fn post_json(&self, body: &Value) -> Value {

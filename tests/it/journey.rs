@@ -154,6 +154,7 @@ fn check_read_back(data: &Value) {
     assert_eq!(
         types,
         vec![
+            "UserCreated",
             "VehicleStocked",
             "VehicleStocked",
             "CustomerRegistered",
@@ -174,7 +175,7 @@ fn check_read_back(data: &Value) {
         .collect();
     assert_eq!(
         positions,
-        (1..=12).collect::<Vec<_>>(),
+        (1..=13).collect::<Vec<_>>(),
         "positions are gap-free and in commit order"
     );
     for event in events {
@@ -194,7 +195,7 @@ fn check_read_back(data: &Value) {
         assert_eq!(event["node"]["eventVersion"], "1.0");
     }
     assert_eq!(
-        events[5]["node"]["metadata"]["command"], "ConfirmOrder",
+        events[6]["node"]["metadata"]["command"], "ConfirmOrder",
         "the reservation names its cause"
     );
     let order_stream: Vec<&str> = data["aggregateEvents"]["edges"]
@@ -215,14 +216,26 @@ fn check_read_back(data: &Value) {
 }
 
 #[tokio::test]
-async fn the_actor_and_correlation_id_sent_by_the_client_are_recorded_on_the_events() {
+async fn the_actor_recorded_is_the_signed_in_account_whatever_the_headers_claim() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
-    let response: Value = app
-        .client
+    let sales = app
+        .sign_in_as("olga@autosalon.test", &["SALES"], None)
+        .await;
+    let me = app
+        .graphql_as(Some(&sales), "{ me { actorId account { id } } }", json!({}))
+        .await;
+    let account = me["data"]["me"]["account"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(me["data"]["me"]["actorId"], format!("user:{account}"));
+    let before = app.event_count().await;
+    let response: Value = reqwest::Client::new()
         .post(app.url("/graphql"))
+        .bearer_auth(&sales)
         .header("x-actor-id", "clerk-17")
-        .header("x-actor-role", "sales")
+        .header("x-actor-role", "admin")
         .header("x-correlation-id", "visit-2026-11-22-001")
         .json(
             &json!({ "query": REGISTER_CUSTOMER, "variables": { "input": customer_input(ANNA) } }),
@@ -235,10 +248,13 @@ async fn the_actor_and_correlation_id_sent_by_the_client_are_recorded_on_the_eve
         .unwrap();
     assert!(response.get("errors").is_none(), "{response}");
     let events = app
-        .ok("{ events { edges { node { metadata } } } }", json!({}))
+        .ok(
+            "query($after: Position) { events(afterPosition: $after) { edges { node { metadata } } } }",
+            json!({ "after": before }),
+        )
         .await;
     let metadata = &events["events"]["edges"][0]["node"]["metadata"];
-    assert_eq!(metadata["actor_id"], "clerk-17");
+    assert_eq!(metadata["actor_id"], format!("user:{account}"));
     assert_eq!(metadata["actor_role"], "sales");
     assert_eq!(metadata["correlation_id"], "visit-2026-11-22-001");
     assert_eq!(metadata["command"], "RegisterCustomer");
@@ -278,7 +294,7 @@ async fn catalog_filters_and_pages_through_vehicles() {
         .await;
     assert_eq!(
         stated["vehicles"],
-        json!({ "totalCount": 4, "reflectsPosition": 4 }),
+        json!({ "totalCount": 4, "reflectsPosition": ADMIN_EVENTS + 4 }),
         "four stockings, four events: the count reflects all of them"
     );
     assert_eq!(
@@ -344,7 +360,7 @@ async fn a_vin_is_stocked_once_even_when_two_requests_race() {
     let mut codes = [error_codes(&a), error_codes(&b)];
     codes.sort();
     assert_eq!(codes, [vec![], vec!["VIN_ALREADY_STOCKED".to_string()]]);
-    assert_eq!(app.event_count().await, 1);
+    assert_eq!(app.event_count().await, ADMIN_EVENTS + 1);
     app.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real application on a fresh SQLite file and port 0, spoken to over HTTP as
 //! a client would, plus store-level guarantees that need every crate together.
 
+mod access;
 mod bad_input;
 mod bookings;
 mod customer_history;

@@ -251,6 +251,16 @@ impl ServerProcess {
             .env("AUTOSALON_DATABASE_URL", database_url)
             .env("AUTOSALON_LISTEN", format!("127.0.0.1:{port}"))
             .env("AUTOSALON_SIGNING_KEY_FILE", dir.path().join("signing.key"))
+            // One token key for both servers: a token one issues is accepted by the other.
+            .env("AUTOSALON_TOKEN_KEY_FILE", dir.path().join("token.key"))
+            .env(
+                "AUTOSALON_BOOTSTRAP_ADMIN",
+                format!(
+                    "{}:{}",
+                    crate::helpers::ADMIN_EMAIL,
+                    crate::helpers::ADMIN_PASSWORD
+                ),
+            )
             .env("AUTOSALON_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(
@@ -413,11 +423,35 @@ async fn two_servers_share_one_database_and_one_takes_over_the_projectors_when_t
     const PER_WORKER: usize = 40;
     let dir = temp_dir();
     let url = postgres_database(&dir);
-    let client = reqwest::Client::new();
+    let anonymous = reqwest::Client::new();
     let mut first = ServerProcess::start(&url, &dir, "first");
-    first.wait(&client, true, Duration::from_secs(60)).await;
+    first.wait(&anonymous, true, Duration::from_secs(60)).await;
     let second = ServerProcess::start(&url, &dir, "second");
-    let body = second.wait(&client, false, Duration::from_secs(60)).await;
+    let body = second
+        .wait(&anonymous, false, Duration::from_secs(60))
+        .await;
+    // Signed in on the first server; the second accepts its token (one shared token key file).
+    let token = crate::helpers::login(
+        &anonymous,
+        first.base.trim_start_matches("http://").parse().unwrap(),
+        crate::helpers::ADMIN_EMAIL,
+        crate::helpers::ADMIN_PASSWORD,
+    )
+    .await
+    .expect("the admin signs in on the first server");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let me = post(&client, &second.base, "{ me { roles } }", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(me["data"]["me"]["roles"], json!(["ADMIN"]), "{me}");
     assert_eq!(body["backend"], "postgres");
     assert!(
         body["projections"]
@@ -557,9 +591,14 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
     let dir = temp_dir();
     let mut settings =
         autosalon::ServeArgs::new(cluster.admin_url.clone(), "127.0.0.1:0".parse().unwrap());
+    // Both keys in the test's own directory: a PostgreSQL URL names no file to put them beside, and
+    // the default would write them into the working directory (the repository).
     settings.signing_key_file = dir.path().join("signing.key");
+    settings.token_key_file = dir.path().join("token.key");
     let app = crate::helpers::spawn_with(settings).await;
-    let client = reqwest::Client::new();
+    // Signed in as the admin; while PostgreSQL restarts, even checking the session fails, and the
+    // server says so as a retryable INTERNAL, never UNAUTHENTICATED.
+    let client = app.client.clone();
     let servers = Arc::new(vec![app.url("")]);
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {

@@ -27,19 +27,42 @@ fn tour_blocks() -> Vec<String> {
     blocks
 }
 
+/// The `AUTOSALON_BOOTSTRAP_ADMIN='email:password'` the tour's shell block starts the server with.
+fn tour_admin() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|line| line.starts_with("AUTOSALON_BOOTSTRAP_ADMIN="))
+        .expect("the tour starts the server with a first admin");
+    let value = line["AUTOSALON_BOOTSTRAP_ADMIN=".len()..]
+        .split_once(" cargo")
+        .expect("then runs the server")
+        .0;
+    value.trim_matches('\'').to_owned()
+}
+
 #[tokio::test]
 async fn the_readme_tour_runs_as_written() {
     let blocks = tour_blocks();
     assert!(
-        blocks.len() >= 6,
+        blocks.len() >= 7,
         "the tour has its blocks: {}",
         blocks.len()
     );
     let dir = temp_dir();
-    let app = spawn_app(&dir).await;
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.bootstrap_admin = Some(autosalon::config::BootstrapAdmin(tour_admin()));
+    let app = spawn_with(settings).await;
+    // The first block signs in, as anonymous; every later one runs with its access token.
+    let signed_in = app.graphql_as(None, &blocks[0], json!({})).await;
+    let token = signed_in["data"]["login"]["accessToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the tour's first block signs in: {signed_in:#}"))
+        .to_owned();
     let mut answers = Vec::new();
-    for block in &blocks {
-        let response = app.graphql(block, json!({})).await;
+    for block in &blocks[1..] {
+        let response = app.graphql_as(Some(&token), block, json!({})).await;
         assert!(
             response.get("errors").is_none(),
             "README block failed:\n{block}\n{response:#}"

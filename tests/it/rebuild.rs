@@ -229,6 +229,7 @@ async fn every_read_model_rebuilt_from_zero_equals_the_live_one_after_a_random_s
             "Order",
             "Payment",
             "Policy",
+            "User",
             "Vehicle"
         ],
         "seed {seed}: every area took part"

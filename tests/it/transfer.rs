@@ -137,7 +137,7 @@ async fn a_damaged_event_file_is_refused_and_imports_nothing() {
     app.stop().await;
     let file = export(&source).await;
     let lines: Vec<&str> = file.lines().collect();
-    assert_eq!(lines.len(), 3, "a header and two events");
+    assert_eq!(lines.len(), 4, "a header, the first admin and two events");
 
     let damaged = [
         ("", "empty"),
@@ -146,7 +146,7 @@ async fn a_damaged_event_file_is_refused_and_imports_nothing() {
             "unsupported",
         ),
         (&*format!("{}\n{}\n", lines[0], lines[2]), "expected 1"),
-        (&*format!("{}\n{}\n", lines[0], lines[1]), "announces 2"),
+        (&*format!("{}\n{}\n", lines[0], lines[1]), "announces 3"),
         (
             &*format!("{}\n{}\nnot json\n", lines[0], lines[1]),
             "line 3",

@@ -7,6 +7,8 @@ use super::*;
 use crate::contact::{Email, Phone};
 use crate::test_support::execute;
 
+mod model;
+
 fn email(address: &str) -> Email {
     Email::parse(address).unwrap()
 }
@@ -255,20 +257,6 @@ fn command() -> impl Strategy<Value = CustomerCommand> {
 }
 
 proptest! {
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..30)) {
-        let mut customer = Customer::default();
-        let mut replayed = Customer::default();
-        for command in commands {
-            let before = customer.clone();
-            match execute(&mut customer, command, &()) {
-                Ok(events) => events.into_iter().for_each(|event| replayed.apply(event)),
-                Err(_) => prop_assert_eq!(&before, &customer, "a refused command changed the state"),
-            }
-            prop_assert_eq!(&replayed, &customer);
-        }
-    }
-
     #[test]
     fn events_only_carry_details_that_differ_from_the_current_ones(commands in prop::collection::vec(command(), 0..30)) {
         let mut customer = Customer::default();

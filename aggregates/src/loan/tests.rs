@@ -11,6 +11,8 @@ use super::*;
 use crate::money::{Currency, Money};
 use crate::test_support::execute;
 
+mod model;
+
 fn d(literal: &str) -> Decimal {
     literal.parse().unwrap()
 }
@@ -1308,12 +1310,10 @@ proptest! {
         paid in 0usize..6, share in 1u32..100, shorten in any::<bool>(),
     ) {
         let first = day("2026-12-31");
-        let mut events = active_loan(kind, principal, rate, months, first);
-        let mut loan = replay(&events);
+        let mut loan = replay(&active_loan(kind, principal, rate, months, first));
         for number in 0..paid {
             let due = loan.instalments()[number].instalment.clone();
-            let paid_events = execute(&mut loan, LoanCommand::RecordRepayment { amount: due.total, paid_on: due.due_date }, &()).unwrap();
-            events.extend(paid_events);
+            execute(&mut loan, LoanCommand::RecordRepayment { amount: due.total, paid_on: due.due_date }, &()).unwrap();
         }
         let outstanding = loan.outstanding_principal().unwrap();
         let amount = Money::from_minor_units((outstanding.minor_units() * i64::from(share) / 100).max(1), Currency::RUB);
@@ -1332,8 +1332,6 @@ proptest! {
         if !shorten {
             prop_assert_eq!(rows.len(), months as usize - paid);
         }
-        events.extend(repaid.clone());
-        prop_assert_eq!(replay(&events), loan.clone());
         // The loan can still be repaid to the kopeck and completes.
         let rest = loan.outstanding();
         let done = execute(&mut loan, LoanCommand::RecordRepayment { amount: rest, paid_on }, &()).unwrap();
@@ -1422,23 +1420,6 @@ fn run(commands: Vec<LoanCommand>) -> Vec<Step> {
 }
 
 proptest! {
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..40)) {
-        let steps = run(commands);
-        let events: Vec<LoanEvent> = steps.iter().filter_map(|s| s.outcome.as_ref().ok()).flatten().cloned().collect();
-        let last = steps.last().map(|s| s.after.clone()).unwrap_or_default();
-        prop_assert_eq!(replay(&events), last);
-    }
-
-    #[test]
-    fn a_refused_command_leaves_the_loan_unchanged(commands in prop::collection::vec(command(), 0..40)) {
-        for step in run(commands) {
-            if step.outcome.is_err() {
-                prop_assert_eq!(step.before, step.after);
-            }
-        }
-    }
-
     #[test]
     fn principal_repaid_never_exceeds_the_loan_and_a_finished_loan_never_changes(commands in prop::collection::vec(command(), 0..40)) {
         for step in run(commands) {

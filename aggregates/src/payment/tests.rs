@@ -9,6 +9,8 @@ use super::*;
 use crate::money::{Currency, Money};
 use crate::test_support::execute;
 
+mod model;
+
 fn rub(amount: &str) -> Money {
     Money::new(amount.parse::<Decimal>().unwrap(), Currency::RUB).unwrap()
 }
@@ -682,45 +684,6 @@ fn run(commands: Vec<PaymentCommand>) -> Vec<Step> {
 }
 
 proptest! {
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..30)) {
-        let steps = run(commands);
-        let mut replayed = Payment::default();
-        for event in steps.iter().filter_map(|step| step.outcome.as_ref().ok()).flatten() {
-            replayed.apply(event.clone());
-        }
-        let last = steps.last().map(|step| step.after.clone()).unwrap_or_default();
-        prop_assert_eq!(replayed, last);
-    }
-
-    #[test]
-    fn a_refused_command_leaves_the_payment_unchanged(commands in prop::collection::vec(command(), 0..30)) {
-        for step in run(commands) {
-            if step.outcome.is_err() {
-                prop_assert_eq!(step.before, step.after);
-            }
-        }
-    }
-
-    #[test]
-    fn refunds_never_exceed_the_amount_and_refunded_means_all_of_it(commands in prop::collection::vec(command(), 0..30)) {
-        for step in run(commands) {
-            let payment = step.after;
-            if let (Some(amount), Some(refunded)) = (payment.amount(), payment.refunded_total()) {
-                let sum: i64 = payment.refunds().map(|(_, m)| m.minor_units()).sum();
-                prop_assert_eq!(sum, refunded.minor_units());
-                prop_assert!(refunded.minor_units() <= amount.minor_units());
-                prop_assert_eq!(
-                    payment.status() == PaymentStatus::Refunded,
-                    refunded == amount
-                );
-                if refunded.is_positive() {
-                    prop_assert!(matches!(payment.status(), PaymentStatus::Completed | PaymentStatus::Refunded));
-                }
-            }
-        }
-    }
-
     #[test]
     fn a_terminal_payment_never_changes_again(commands in prop::collection::vec(command(), 0..30)) {
         for step in run(commands) {

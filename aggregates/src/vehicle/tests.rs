@@ -9,6 +9,8 @@ use uuid::Uuid;
 use super::*;
 use crate::money::{Currency, Money};
 use crate::test_support::execute;
+
+mod model;
 use crate::vin::Vin;
 
 fn rub(roubles: i64) -> Money {
@@ -758,26 +760,6 @@ fn run(commands: Vec<VehicleCommand>) -> Vec<Step> {
 }
 
 proptest! {
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..40)) {
-        let steps = run(commands);
-        let mut replayed = Vehicle::default();
-        for event in steps.iter().filter_map(|step| step.outcome.as_ref().ok()).flatten() {
-            replayed.apply(event.clone());
-        }
-        let last = steps.last().map(|step| step.after.clone()).unwrap_or_default();
-        prop_assert_eq!(replayed, last);
-    }
-
-    #[test]
-    fn a_refused_command_leaves_the_vehicle_unchanged(commands in prop::collection::vec(command(), 0..40)) {
-        for step in run(commands) {
-            if step.outcome.is_err() {
-                prop_assert_eq!(step.before, step.after);
-            }
-        }
-    }
-
     #[test]
     fn a_sold_or_withdrawn_vehicle_never_changes_again(commands in prop::collection::vec(command(), 0..40)) {
         for step in run(commands) {

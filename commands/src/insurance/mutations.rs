@@ -168,6 +168,8 @@ impl InsuranceMutation {
         input: RequestInsuranceQuoteInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<InsuranceQuotePayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(input.customer_id))
+            .await?;
         let key = idempotency(idempotency_key, "requestInsuranceQuote", &input)?;
         let service = insurance(ctx)?;
         let request = QuoteRequest {
@@ -204,6 +206,7 @@ impl InsuranceMutation {
         #[graphql(desc = "YYYY-MM-DD; today when absent.")] start_date: Option<String>,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<PolicyPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Quote(quote_id)).await?;
         let key = idempotency(
             idempotency_key,
             "selectInsuranceOffer",
@@ -275,6 +278,7 @@ impl InsuranceMutation {
         input: FileInsuranceClaimInput,
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Policy(policy_id)).await?;
         let key = idempotency(idempotency_key, "fileInsuranceClaim", &(policy_id, &input))?;
         let service = insurance(ctx)?;
         let incident_on = date(&input.incident_date, "incidentDate")?;

@@ -1,13 +1,13 @@
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use cqrs_es::test::{AggregateTestExecutor, TestFramework};
-use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
 use crate::bookings::{SlotError, dealership_offset};
 use crate::money::{Currency, Money};
-use crate::test_support::execute;
+
+mod model;
 
 fn at(instant: &str) -> DateTime<Utc> {
     instant.parse().unwrap()
@@ -587,56 +587,6 @@ fn event_types_name_the_serialized_variant_at_version_1_0() {
         assert_eq!(event.event_type(), tag);
         assert_eq!(event.event_version(), "1.0");
         assert_eq!(serde_json::from_value::<BookingEvent>(json).unwrap(), event);
-    }
-}
-
-// --- Properties over random command sequences ------------------------------------------------
-
-fn command() -> impl Strategy<Value = BookingCommand> {
-    prop_oneof![
-        Just(BookingCommand::Book(book())),
-        Just(reschedule("M-020", slot(14, 16))),
-        Just(reschedule("M-017", slot(10, 12))),
-        Just(start()),
-        Just(complete(42_000, &["oil"], rub("100"))),
-        Just(complete(42_000, &[" "], rub("100"))),
-        Just(complete(42_000, &["oil"], rub("-1"))),
-        Just(cancel("reason")),
-        Just(cancel(" ")),
-        Just(no_show_at("2030-03-15T06:00:00Z")),
-        Just(no_show_at("2030-03-15T12:00:00Z")),
-    ]
-}
-
-proptest! {
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..30)) {
-        let mut live = Booking::default();
-        let mut replayed = Booking::default();
-        for command in commands {
-            let before = live.clone();
-            match execute(&mut live, command, &()) {
-                Ok(events) => for event in events {
-                    let json = serde_json::to_string(&event).unwrap();
-                    replayed.apply(serde_json::from_str(&json).unwrap());
-                },
-                Err(_) => prop_assert_eq!(&before, &live),
-            }
-        }
-        prop_assert_eq!(replayed, live);
-    }
-
-    #[test]
-    fn a_finished_booking_never_changes_again(commands in prop::collection::vec(command(), 0..30)) {
-        let mut booking = Booking::default();
-        for command in commands {
-            let before = booking.clone();
-            let outcome = execute(&mut booking, command, &());
-            if before.status().is_terminal() {
-                prop_assert!(outcome.map(|events| events.is_empty()).unwrap_or(true));
-                prop_assert_eq!(&before, &booking);
-            }
-        }
     }
 }
 

@@ -1,12 +1,12 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
 use cqrs_es::test::{AggregateTestExecutor, TestFramework};
-use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
 use crate::bookings::mechanic_day_id;
-use crate::test_support::execute;
+
+mod model;
 
 fn at(instant: &str) -> DateTime<Utc> {
     instant.parse().unwrap()
@@ -253,65 +253,5 @@ fn event_types_name_the_serialized_variant_at_version_1_0() {
             serde_json::from_value::<MechanicDayEvent>(json).unwrap(),
             event
         );
-    }
-}
-
-// --- Properties over random claims and releases ----------------------------------------------
-
-/// Any bookable slot of the day: half-hour steps from 08:00 to 20:00, at most 8 hours.
-fn any_slot() -> impl Strategy<Value = Slot> {
-    (0..24u32, 1..=16u32).prop_filter_map("within the day", |(from, length)| {
-        let to = from + length;
-        (to <= 24).then(|| {
-            let instant = |step: u32| {
-                at("2030-03-15T05:00:00Z") + chrono::Duration::minutes(i64::from(step) * 30)
-            };
-            Slot::new(instant(from), instant(to)).unwrap()
-        })
-    })
-}
-
-fn command() -> impl Strategy<Value = MechanicDayCommand> {
-    (1..=5u128, any_slot(), any::<bool>()).prop_map(|(number, slot, is_claim)| {
-        if is_claim {
-            claim(number, slot)
-        } else {
-            release(number, slot)
-        }
-    })
-}
-
-proptest! {
-    #[test]
-    fn claims_of_different_bookings_never_overlap(commands in prop::collection::vec(command(), 0..60)) {
-        let mut mechanic_day = MechanicDay::default();
-        for command in commands {
-            let before = mechanic_day.clone();
-            if execute(&mut mechanic_day, command, &()).is_err() {
-                prop_assert_eq!(&before, &mechanic_day);
-            }
-            let claims = mechanic_day.claims();
-            for (i, a) in claims.iter().enumerate() {
-                for b in &claims[i + 1..] {
-                    prop_assert!(
-                        a.booking_id == b.booking_id || !a.slot.overlaps(&b.slot),
-                        "{:?} overlaps {:?}", a, b
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn replaying_the_emitted_events_reproduces_the_state(commands in prop::collection::vec(command(), 0..60)) {
-        let mut live = MechanicDay::default();
-        let mut replayed = MechanicDay::default();
-        for command in commands {
-            for event in execute(&mut live, command, &()).unwrap_or_default() {
-                let json = serde_json::to_string(&event).unwrap();
-                replayed.apply(serde_json::from_str(&json).unwrap());
-            }
-        }
-        prop_assert_eq!(replayed, live);
     }
 }
