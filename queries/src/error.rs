@@ -26,6 +26,8 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     /// Signed in, but no role held may run this operation.
     pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// A free-text input held a card number; it was neither stored nor repeated.
+    pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }

@@ -9,6 +9,7 @@ mod customer_journey;
 mod export;
 mod helpers;
 mod idempotency;
+mod input_hygiene;
 mod insurance;
 mod journey;
 mod ledger;
