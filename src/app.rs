@@ -220,6 +220,11 @@ impl Application {
         })
     }
 
+    /// The projectors this server runs (tests hold one back to see what clients see meanwhile).
+    pub fn projections(&self) -> Arc<Projections> {
+        self.state.projections.clone()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -254,7 +254,8 @@ pub fn idempotency(
     Ok(Some(Idempotency { key, fingerprint }))
 }
 
-/// Waits until every read model reflects `written`, bounded by the configured timeout.
+/// Waits until every read model reflects `written`, bounded by the configured timeout, and records
+/// for `extensions.readYourWrites` whether they did ([`crate::read_your_writes`]).
 pub async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
     let read = queries::read_models(ctx)?;
     let timeout = ctx
@@ -262,12 +263,26 @@ pub async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
         .copied()
         .unwrap_or_default()
         .read_your_writes_timeout;
-    if !read.projections().wait_for(written.position, timeout).await {
+    let caught_up = read.projections().wait_for(written.position, timeout).await;
+    let positions: Vec<_> = read
+        .projections()
+        .statuses()
+        .into_iter()
+        .map(|(name, status)| (name, status.position))
+        .collect();
+    if !caught_up {
+        let lagging: Vec<_> = positions
+            .iter()
+            .filter(|(_, position)| *position < written.position)
+            .map(|(name, _)| *name)
+            .collect();
         tracing::warn!(
             position = written.position,
-            "read models did not reach the write in time"
+            ?lagging,
+            "read models did not reach the write in time; the answer says so"
         );
     }
+    crate::read_your_writes::record(ctx, written.position, caught_up, positions);
     Ok(())
 }
 

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// Sends the admin's access token with every request.
     pub client: reqwest::Client,
+    /// The server's projectors, for tests that hold one back.
+    pub projections: std::sync::Arc<projections::Projections>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -169,6 +171,7 @@ fn admin_of(settings: &ServeArgs) -> (String, String) {
 
 async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
+    let projections = app.projections();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
@@ -188,6 +191,7 @@ async fn start(app: Application, (email, password): (String, String)) -> TestApp
             .default_headers(headers)
             .build()
             .unwrap(),
+        projections,
         stop: Some(stop),
         server: Some(server),
     }
