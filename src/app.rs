@@ -220,6 +220,11 @@ impl Application {
         })
     }
 
+    /// The server's database (tests read its contention count).
+    pub fn database(&self) -> Database {
+        self.state.db.clone()
+    }
+
     /// The projectors this server runs (tests hold one back to see what clients see meanwhile).
     pub fn projections(&self) -> Arc<Projections> {
         self.state.projections.clone()

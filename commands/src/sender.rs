@@ -141,6 +141,7 @@ impl Sender {
                     return Err(err.into());
                 }
                 Err(AggregateError::AggregateConflict) => {
+                    self.db.note_contended_append();
                     // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
                     // follow a successful append: a keyed retry must then answer "already done".
                     if let Some(written) = self.replay(id, call.idempotency).await? {

@@ -187,6 +187,8 @@ struct Signals {
     appended: watch::Sender<u64>,
     /// Bumped when another process reports that a projector moved its checkpoint (NOTIFY).
     checkpoints: watch::Sender<u64>,
+    /// Appends of this process refused because a concurrent one got there first.
+    contended: std::sync::atomic::AtomicU64,
 }
 
 /// The event store's database: the pools, the backend, the wake-up signals and the projector leases.
@@ -218,6 +220,7 @@ impl Database {
         let signals = Arc::new(Signals {
             appended: watch::channel(0).0,
             checkpoints: watch::channel(0).0,
+            contended: std::sync::atomic::AtomicU64::new(0),
         });
         let database = match backend {
             Backend::Sqlite => {
@@ -341,6 +344,23 @@ impl Database {
             .await?;
         }
         Ok(tx)
+    }
+
+    /// Counts an append refused because a concurrent append got there first: the stream's version
+    /// moved on (optimistic lock), or a guard's unique key was taken. The command layer reports it,
+    /// whether the command is then re-decided or refused.
+    pub fn note_contended_append(&self) {
+        self.signals
+            .contended
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many appends of this process a concurrent append has beaten since it started: the
+    /// evidence race tests use that their racers really interleaved.
+    pub fn contended_appends(&self) -> u64 {
+        self.signals
+            .contended
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Tells in-process consumers that new events were committed.

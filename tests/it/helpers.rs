@@ -27,6 +27,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The server's projectors, for tests that hold one back.
     pub projections: std::sync::Arc<projections::Projections>,
+    /// The server's database, for tests that read how many of its appends were contended.
+    pub db: eventstore::Database,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -172,6 +174,7 @@ fn admin_of(settings: &ServeArgs) -> (String, String) {
 async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
     let projections = app.projections();
+    let db = app.database();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
@@ -192,6 +195,7 @@ async fn start(app: Application, (email, password): (String, String)) -> TestApp
             .build()
             .unwrap(),
         projections,
+        db,
         stop: Some(stop),
         server: Some(server),
     }

@@ -18,6 +18,7 @@ mod loans;
 mod payments;
 mod postgres;
 mod projector;
+mod race;
 mod read_your_writes;
 mod readme;
 mod rebuild;
