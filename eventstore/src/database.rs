@@ -397,6 +397,37 @@ fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|count| *count = count.wrapping_add(1));
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (see [`is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Sql(err) if is_unavailable(err))
+    }
+}
+
+/// Whether `err` says the database could not be reached or is going away — a restart, a failover,
+/// a connection pool with no connection to give — rather than that the statement or the data is
+/// wrong. Retrying later may succeed; for a write, the outcome of an interrupted commit is unknown,
+/// which an idempotency key resolves.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            let code = code.as_ref();
+            // PostgreSQL: class 08 (connection exception), 57P01 admin shutdown, 57P02 crash
+            // shutdown, 57P03 cannot connect now (starting up, recovering), 53300 too many
+            // connections. SQLite: SQLITE_BUSY and its extended codes (the busy timeout ran out).
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                || matches!(code, "5" | "261" | "517" | "773")
+        }),
+        _ => false,
+    }
+}
+
 /// The URL without its password (in the authority or a `password=` parameter), for error messages
 /// and logs. A URL that does not parse is not shown at all.
 pub fn redact(url: &str) -> String {

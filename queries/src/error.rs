@@ -28,6 +28,9 @@ pub mod codes {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     /// A free-text input held a card number; it was neither stored nor repeated.
     pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
+    /// The database could not be reached (a restart, a failover); retry. A mutation's write may or
+    /// may not have been made: retry it with the same idempotency key.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }
@@ -62,6 +65,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Logs `detail` and answers that the database could not be reached, without the detail.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "database unavailable, answered as UNAVAILABLE");
+        Self::new(
+            codes::UNAVAILABLE,
+            "the database could not be reached; retry (a mutation with the same idempotency key \
+             is never applied twice)",
+        )
+    }
+}
+
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let code = err.code;
@@ -71,13 +86,21 @@ impl From<ApiError> for async_graphql::Error {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        if eventstore::database::is_unavailable(&err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 
 impl From<eventstore::StoreError> for ApiError {
     fn from(err: eventstore::StoreError) -> Self {
-        Self::internal(err)
+        if err.is_unavailable() {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 

@@ -252,3 +252,28 @@ async fn duplicate_bookings_racing_each_other_keep_the_mechanics_slot() {
     tally.assert_contended("four duplicate bookings");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_answered_unavailable_not_internal() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    // The pools close as at shutdown: every statement now fails without reaching the database.
+    app.db.close().await;
+    let vars = json!({ "id": VEHICLE, "amount": "1.00", "key": "reprice-unreachable" });
+    let write = app.graphql(REPRICE, vars).await;
+    assert_eq!(error_codes(&write), ["UNAVAILABLE"], "{write:#}");
+    let message = write["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("retry"), "{message}");
+    assert!(
+        !message.to_lowercase().contains("pool"),
+        "no detail: {message}"
+    );
+    let read = app
+        .graphql(
+            &format!("{{ vehicle(id: \"{VEHICLE}\") {{ id }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&read), ["UNAVAILABLE"], "{read:#}");
+    app.stop().await;
+}
