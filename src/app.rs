@@ -11,7 +11,7 @@ use commands::accounts::tokens::TokenKeys;
 use commands::accounts::{AccountSettings, Accounts};
 use commands::clock::{SystemClock, UuidV7};
 use commands::insurance::Insurance;
-use commands::insurers::InsurerPanel;
+use commands::insurers::{Insurer, InsurerPanel};
 use commands::signing::PolicySigner;
 use commands::{Bookings, Dealership, MutationSettings, Payments};
 use eventstore::{Database, EventLog, Upcasters};
@@ -74,16 +74,18 @@ pub struct Application {
 }
 
 impl Application {
+    /// A server quoting with the five insurers' built-in tariff models.
     pub async fn build(settings: ServeArgs) -> anyhow::Result<Self> {
-        let insurers = InsurerPanel::partners(settings.insurer_timeout());
-        Self::build_with_insurers(settings, insurers).await
+        Self::build_with_insurers(settings, InsurerPanel::partner_tariffs()).await
     }
 
-    /// Like [`Application::build`], with the partner insurers given (tests inject failing ones).
+    /// Like [`Application::build`], with the insurers given (tests inject slow and failing ones),
+    /// each asked with the configured `insurer_timeout_ms`.
     pub async fn build_with_insurers(
         settings: ServeArgs,
-        insurers: InsurerPanel,
+        insurers: Vec<Arc<dyn Insurer>>,
     ) -> anyhow::Result<Self> {
+        let insurers = InsurerPanel::new(insurers, settings.insurer_timeout());
         let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
             .context("loading the policy signing key")?;
         tracing::info!(

@@ -134,12 +134,12 @@ pub async fn spawn_with(mut settings: ServeArgs) -> TestApp {
     .await
 }
 
-/// Starts the application on a fresh database in `dir`, with these partner insurers.
+/// Starts the application with `settings` and these insurers (asked with the settings' timeout).
 pub async fn spawn_with_insurers(
-    dir: &tempfile::TempDir,
-    insurers: commands::insurers::InsurerPanel,
+    settings: ServeArgs,
+    insurers: Vec<std::sync::Arc<dyn commands::insurers::Insurer>>,
 ) -> TestApp {
-    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    let mut settings = settings;
     with_admin(&mut settings);
     let admin = admin_of(&settings);
     start(
