@@ -67,14 +67,14 @@ pub enum CommandError {
     /// The database could not be reached; the detail is logged, not sent. Retry with the same
     /// idempotency key: the command may or may not have been carried out.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
+    StorageUnavailable(String),
     /// A store failure; the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl CommandError {
-    /// A failure of the store while running a command: [`CommandError::Unavailable`] when the
+    /// A failure of the store while running a command: [`CommandError::StorageUnavailable`] when the
     /// database could not be reached, else [`CommandError::Internal`].
     pub fn from_aggregate<T: std::error::Error>(
         context: impl std::fmt::Display,
@@ -88,7 +88,7 @@ impl CommandError {
             _ => false,
         };
         if unavailable {
-            CommandError::Unavailable(format!("{context}: {err}"))
+            CommandError::StorageUnavailable(format!("{context}: {err}"))
         } else {
             CommandError::Internal(format!("{context}: {err}"))
         }
@@ -122,7 +122,7 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyKeyReused { .. } => {
                 ApiError::new(codes::IDEMPOTENCY_KEY_REUSED, message)
             }
-            CommandError::Unavailable(detail) => ApiError::unavailable(detail),
+            CommandError::StorageUnavailable(detail) => ApiError::storage_unavailable(detail),
             CommandError::Internal(detail) => ApiError::internal(detail),
         }
     }
@@ -131,7 +131,7 @@ impl From<CommandError> for ApiError {
 impl From<eventstore::StoreError> for CommandError {
     fn from(err: eventstore::StoreError) -> Self {
         if err.is_unavailable() {
-            CommandError::Unavailable(err.to_string())
+            CommandError::StorageUnavailable(err.to_string())
         } else {
             CommandError::Internal(err.to_string())
         }
@@ -141,7 +141,7 @@ impl From<eventstore::StoreError> for CommandError {
 impl From<sqlx::Error> for CommandError {
     fn from(err: sqlx::Error) -> Self {
         if eventstore::database::is_unavailable(&err) {
-            CommandError::Unavailable(err.to_string())
+            CommandError::StorageUnavailable(err.to_string())
         } else {
             CommandError::Internal(err.to_string())
         }

@@ -30,7 +30,7 @@ pub mod codes {
     pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
     /// The database could not be reached (a restart, a failover); retry. A mutation's write may or
     /// may not have been made: retry it with the same idempotency key.
-    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }
@@ -67,10 +67,10 @@ impl ApiError {
 
 impl ApiError {
     /// Logs `detail` and answers that the database could not be reached, without the detail.
-    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
-        tracing::warn!(error = %detail, "database unavailable, answered as UNAVAILABLE");
+    pub fn storage_unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "database unavailable, answered as STORAGE_UNAVAILABLE");
         Self::new(
-            codes::UNAVAILABLE,
+            codes::STORAGE_UNAVAILABLE,
             "the database could not be reached; retry (a mutation with the same idempotency key \
              is never applied twice)",
         )
@@ -87,7 +87,7 @@ impl From<ApiError> for async_graphql::Error {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         if eventstore::database::is_unavailable(&err) {
-            Self::unavailable(err)
+            Self::storage_unavailable(err)
         } else {
             Self::internal(err)
         }
@@ -97,7 +97,7 @@ impl From<sqlx::Error> for ApiError {
 impl From<eventstore::StoreError> for ApiError {
     fn from(err: eventstore::StoreError) -> Self {
         if err.is_unavailable() {
-            Self::unavailable(err)
+            Self::storage_unavailable(err)
         } else {
             Self::internal(err)
         }

@@ -261,7 +261,7 @@ async fn a_database_that_cannot_be_reached_is_answered_unavailable_not_internal(
     app.db.close().await;
     let vars = json!({ "id": VEHICLE, "amount": "1.00", "key": "reprice-unreachable" });
     let write = app.graphql(REPRICE, vars).await;
-    assert_eq!(error_codes(&write), ["UNAVAILABLE"], "{write:#}");
+    assert_eq!(error_codes(&write), ["STORAGE_UNAVAILABLE"], "{write:#}");
     let message = write["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("retry"), "{message}");
     assert!(
@@ -274,6 +274,6 @@ async fn a_database_that_cannot_be_reached_is_answered_unavailable_not_internal(
             json!({}),
         )
         .await;
-    assert_eq!(error_codes(&read), ["UNAVAILABLE"], "{read:#}");
+    assert_eq!(error_codes(&read), ["STORAGE_UNAVAILABLE"], "{read:#}");
     app.stop().await;
 }

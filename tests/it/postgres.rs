@@ -354,7 +354,7 @@ async fn post(
 /// Stocks `count` vehicles through `servers` (round robin), each with its own idempotency key;
 /// a request a server cannot answer is retried, with the same key, on the others. Returns the ids.
 /// Only what a failover produces is retried: no answer at all (the server died), or
-/// `UNAVAILABLE` (its database restarting). Anything else — `INTERNAL` included — fails the test.
+/// `STORAGE_UNAVAILABLE` (its database restarting). Anything else — `INTERNAL` included — fails the test.
 /// With `read_your_writes`, every answer must already show its vehicle, whichever server gave it.
 async fn stock_through(
     client: reqwest::Client,
@@ -390,7 +390,7 @@ async fn stock_through(
                 Some(body) => {
                     let codes = error_codes(&body);
                     assert!(
-                        !codes.is_empty() && codes.iter().all(|c| c == "UNAVAILABLE"),
+                        !codes.is_empty() && codes.iter().all(|c| c == "STORAGE_UNAVAILABLE"),
                         "{base} answered with an error a failover does not explain: {body:#}"
                     );
                     unavailable += 1;
@@ -403,7 +403,7 @@ async fn stock_through(
         ids.push(id);
     }
     eprintln!(
-        "worker {worker}: retried {unanswered} unanswered and {unavailable} UNAVAILABLE requests"
+        "worker {worker}: retried {unanswered} unanswered and {unavailable} STORAGE_UNAVAILABLE requests"
     );
     ids
 }
