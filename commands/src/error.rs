@@ -147,3 +147,46 @@ impl From<sqlx::Error> for CommandError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Failure = cqrs_es::AggregateError<std::io::Error>;
+
+    #[test]
+    fn a_store_failure_is_unavailable_only_when_the_database_could_not_be_reached() {
+        let unreachable: Failure =
+            cqrs_es::AggregateError::UnexpectedError(Box::new(sqlx::Error::PoolTimedOut));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", unreachable),
+            CommandError::StorageUnavailable(_)
+        ));
+        let dropped: Failure = cqrs_es::AggregateError::DatabaseConnectionError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", dropped),
+            CommandError::StorageUnavailable(_)
+        ));
+        let broken: Failure =
+            cqrs_es::AggregateError::UnexpectedError(Box::new(sqlx::Error::RowNotFound));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", broken),
+            CommandError::Internal(_)
+        ));
+        let garbled: Failure = cqrs_es::AggregateError::DeserializationError(Box::new(
+            std::io::Error::other("bad JSON"),
+        ));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", garbled),
+            CommandError::Internal(_)
+        ));
+        let code = |err: CommandError| ApiError::from(err).code;
+        assert_eq!(
+            code(CommandError::StorageUnavailable("x".into())),
+            codes::STORAGE_UNAVAILABLE
+        );
+        assert_eq!(code(CommandError::Internal("x".into())), codes::INTERNAL);
+    }
+}

@@ -259,6 +259,8 @@ async fn a_database_that_cannot_be_reached_is_answered_unavailable_not_internal(
     let app = spawn_app(&dir).await;
     // The pools close as at shutdown: every statement now fails without reaching the database.
     app.db.close().await;
+    // Signed in: checking the session is the first statement that fails. That is the server's
+    // failure, so the answer says retry, never UNAUTHENTICATED (sign in again) or INTERNAL.
     let vars = json!({ "id": VEHICLE, "amount": "1.00", "key": "reprice-unreachable" });
     let write = app.graphql(REPRICE, vars).await;
     assert_eq!(error_codes(&write), ["STORAGE_UNAVAILABLE"], "{write:#}");
@@ -275,5 +277,10 @@ async fn a_database_that_cannot_be_reached_is_answered_unavailable_not_internal(
         )
         .await;
     assert_eq!(error_codes(&read), ["STORAGE_UNAVAILABLE"], "{read:#}");
+    // Anonymous: no session to check, so it is the catalog query itself that fails.
+    let browse = app
+        .graphql_as(None, "{ vehicles(first: 1) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_codes(&browse), ["STORAGE_UNAVAILABLE"], "{browse:#}");
     app.stop().await;
 }

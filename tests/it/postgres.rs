@@ -611,7 +611,7 @@ async fn a_crash_restart_of_postgres_under_load_loses_no_acknowledged_command() 
     settings.token_key_file = dir.path().join("token.key");
     let app = crate::helpers::spawn_with(settings).await;
     // Signed in as the admin; while PostgreSQL restarts, even checking the session fails, and the
-    // server says so as a retryable INTERNAL, never UNAUTHENTICATED.
+    // server says so as a retryable STORAGE_UNAVAILABLE, never UNAUTHENTICATED or INTERNAL.
     let client = app.client.clone();
     let servers = Arc::new(vec![app.url("")]);
     let workers: Vec<_> = (0..WORKERS)
