@@ -23,6 +23,7 @@ async fn a_mutation_whose_read_models_lag_says_so_and_names_them() {
     let mut settings = serve_args(&dir.path().join("autosalon.db"));
     settings.read_your_writes_timeout_ms = 1_500;
     let app = spawn_with(settings).await;
+    let before = app.event_count().await;
 
     // Caught up: the flag says so, at the position the payload states.
     let first = app
@@ -84,7 +85,7 @@ async fn a_mutation_whose_read_models_lag_says_so_and_names_them() {
     assert_eq!(query["extensions"]["readModels"]["catalog"], written);
     assert_eq!(
         app.event_count().await,
-        2,
+        before + 2,
         "the lagging write is in the log"
     );
 
@@ -131,10 +132,10 @@ async fn one_lagging_field_of_several_makes_the_whole_answer_not_caught_up() {
     assert!(last > both["data"]["stockVehicle"]["position"].as_i64().unwrap());
     assert_eq!(report(&both)["caughtUp"], false, "{both:#}");
     assert_eq!(report(&both)["position"], last);
-    assert_eq!(
-        report(&both)["reached"],
-        0,
-        "customers never applied anything"
+    let first = both["data"]["stockVehicle"]["position"].as_i64().unwrap();
+    assert!(
+        report(&both)["reached"].as_i64().unwrap() < first,
+        "customers applied nothing of this request: {both:#}"
     );
     assert!(
         report(&both)["lagging"]
