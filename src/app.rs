@@ -11,7 +11,7 @@ use commands::accounts::tokens::TokenKeys;
 use commands::accounts::{AccountSettings, Accounts};
 use commands::clock::{SystemClock, UuidV7};
 use commands::insurance::Insurance;
-use commands::insurers::InsurerPanel;
+use commands::insurers::{Insurer, InsurerPanel};
 use commands::signing::PolicySigner;
 use commands::{Bookings, Dealership, MutationSettings, Payments};
 use eventstore::{Database, EventLog, Upcasters};
@@ -80,17 +80,19 @@ pub struct Application {
 }
 
 impl Application {
+    /// A server quoting with the five insurers' built-in tariff models.
     pub async fn build(settings: ServeArgs) -> anyhow::Result<Self> {
-        let insurers = InsurerPanel::partners(settings.insurer_timeout());
-        Self::build_with_insurers(settings, insurers).await
+        Self::build_with_insurers(settings, InsurerPanel::partner_tariffs()).await
     }
 
-    /// Like [`Application::build`], with the partner insurers given (tests inject failing ones).
+    /// Like [`Application::build`], with the insurers given (tests inject slow and failing ones),
+    /// each asked with the configured `insurer_timeout_ms`.
     pub async fn build_with_insurers(
         settings: ServeArgs,
-        insurers: InsurerPanel,
+        insurers: Vec<Arc<dyn Insurer>>,
     ) -> anyhow::Result<Self> {
         settings.validate().context("checking the settings")?;
+        let insurers = InsurerPanel::new(insurers, settings.insurer_timeout());
         let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
             .context("loading the policy signing key")?;
         tracing::info!(
@@ -239,6 +241,16 @@ impl Application {
             },
             in_flight,
         })
+    }
+
+    /// The server's database (tests read its contention count).
+    pub fn database(&self) -> Database {
+        self.state.db.clone()
+    }
+
+    /// The projectors this server runs (tests hold one back to see what clients see meanwhile).
+    pub fn projections(&self) -> Arc<Projections> {
+        self.state.projections.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

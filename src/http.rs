@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use commands::RequestContext;
+use commands::accounts::tokens::TokenError;
 use commands::context::ClientAddress;
 use projections::Projections;
 use queries::access::Identity;
@@ -137,12 +138,22 @@ async fn identify_by(
     };
     let identity = match state.accounts.authenticate(authorization).await {
         Ok(identity) => identity,
-        Err(commands::accounts::tokens::TokenError::Unavailable(detail)) => {
-            tracing::error!(error = %detail, "could not check the credentials of a request");
+        // The server's failure, not the caller's: never UNAUTHENTICATED, which would tell a client
+        // to sign in again; a database that could not be reached says "retry".
+        Err(TokenError::Unavailable(detail)) => {
+            let error = queries::ApiError::storage_unavailable(detail);
             return Err(error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
-                codes::INTERNAL,
-                "internal error",
+                error.code,
+                &error.message,
+            ));
+        }
+        Err(TokenError::Internal(detail)) => {
+            let error = queries::ApiError::internal(detail);
+            return Err(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error.code,
+                &error.message,
             ));
         }
         Err(err) => {

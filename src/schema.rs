@@ -13,6 +13,7 @@ pub fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
         MutationRoot::default(),
         EmptySubscription,
     )
+    .extension(commands::ReadYourWrites)
 }
 
 /// The SDL that `autosalon schema` prints and `schema.graphql` holds.

@@ -609,7 +609,7 @@ impl Accounts {
             .sessions
             .is_live(session_id, self.now())
             .await
-            .map_err(|err| TokenError::Unavailable(err.to_string()))?;
+            .map_err(TokenError::unchecked)?;
         if !live {
             return Err(TokenError::SessionEnded);
         }
@@ -639,7 +639,7 @@ impl Accounts {
             .sender
             .load(&self.partner_key_store, key_id)
             .await
-            .map_err(|err| TokenError::Unavailable(err.to_string()))?;
+            .map_err(TokenError::unchecked)?;
         match (state.live_insurer(), state.key_digest()) {
             (Some(insurer), Some(stored)) if stored == digest => Ok(Identity {
                 principal: Principal::Partner {

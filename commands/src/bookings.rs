@@ -56,6 +56,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use eventstore::{Cqrs, Database, Store, Upcasters};
 use queries::bookings::{Booking as BookingView, ServiceKind as ServiceKindInput};
+use queries::input::{Id, IdempotencyKey, MechanicId, Notes, Reason, WorkLine};
 use queries::scalars::{DateTime as DateTimeScalar, MoneyInput, Position};
 use queries::{ApiError, ApiResult};
 use serde_json::json;
@@ -511,26 +512,26 @@ impl Bookings {
 #[derive(InputObject, Clone, Debug)]
 pub struct BookServiceInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    pub customer_id: Uuid,
-    pub vehicle_id: Uuid,
-    /// The mechanic's staff code, e.g. "M-017" (1 to 16 letters, digits and dashes).
-    pub mechanic_id: String,
+    pub id: Option<Id>,
+    pub customer_id: Id,
+    pub vehicle_id: Id,
+    /// The mechanic's staff code, e.g. "M-017": letters, digits and dashes. At most 16 characters.
+    pub mechanic_id: MechanicId,
     pub kind: ServiceKindInput,
     /// Slot start: on a full or half hour, 08:00-20:00 Moscow time (UTC+3).
     pub start: DateTimeScalar,
     /// Slot end (exclusive): same day, at most 8 hours after the start.
     pub end: DateTimeScalar,
-    #[graphql(default)]
-    pub notes: String,
+    /// Notes for the workshop; none when absent. At most 2000 characters; may span lines.
+    pub notes: Option<Notes>,
 }
 
 #[derive(InputObject, Clone, Debug)]
 pub struct CompleteBookingInput {
     /// The odometer when the car leaves, kilometres; never below the vehicle's last recorded one.
     pub mileage_km: i32,
-    /// What was done, one line each.
-    pub work: Vec<String>,
+    /// What was done, one line each, up to 100 lines. At most 500 characters per line.
+    pub work: Vec<WorkLine>,
     /// What the work costs (zero for warranty work).
     pub cost: MoneyInput,
 }
@@ -585,27 +586,30 @@ impl BookingsMutation {
         &self,
         ctx: &Context<'_>,
         input: BookServiceInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<BookingPayload> {
         let fingerprint = json!({
             "id": input.id, "customerId": input.customer_id, "vehicleId": input.vehicle_id,
             "mechanicId": input.mechanic_id, "kind": input.kind, "start": input.start.0,
             "end": input.end.0, "notes": input.notes,
         });
-        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(input.customer_id))
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(*input.customer_id))
             .await?;
         let key = idempotency(idempotency_key, "bookService", &fingerprint)?;
         let service = bookings(ctx)?;
         let (mechanic, slot) = mechanic_and_slot(&input.mechanic_id, input.start, input.end)?;
         let request = BookingRequest {
-            customer_id: input.customer_id,
-            vehicle_id: input.vehicle_id,
+            customer_id: *input.customer_id,
+            vehicle_id: *input.vehicle_id,
             mechanic,
             kind: input.kind.into(),
             slot,
-            notes: input.notes,
+            notes: input.notes.map(String::from).unwrap_or_default(),
         };
-        let id = service.id_or_new(input.id, key.as_ref());
+        let id = service.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = service
             .book_service(&caller(ctx), id, request, key.as_ref())
             .await
@@ -617,12 +621,18 @@ impl BookingsMutation {
     async fn reschedule_booking(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        mechanic_id: String,
+        id: Id,
+        #[graphql(desc = "The mechanic's staff code, e.g. \"M-017\". At most 16 characters.")]
+        mechanic_id: MechanicId,
         start: DateTimeScalar,
         end: DateTimeScalar,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<BookingPayload> {
+        let id = id.uuid();
+        let mechanic_id = String::from(mechanic_id);
         let fingerprint = json!([id, mechanic_id, start.0, end.0]);
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Booking(id)).await?;
         let key = idempotency(idempotency_key, "rescheduleBooking", &fingerprint)?;
@@ -638,9 +648,13 @@ impl BookingsMutation {
     async fn start_booking(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<BookingPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "startBooking", &id)?;
         let written = bookings(ctx)?
             .start_booking(&caller(ctx), id, key.as_ref())
@@ -654,10 +668,14 @@ impl BookingsMutation {
     async fn complete_booking(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         input: CompleteBookingInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<BookingPayload> {
+        let id = id.uuid();
         let fingerprint = json!([id, input.mileage_km, input.work, input.cost]);
         let key = idempotency(Some(idempotency_key), "completeBooking", &fingerprint)?;
         let mileage_km = u32::try_from(input.mileage_km)
@@ -667,7 +685,7 @@ impl BookingsMutation {
                 &caller(ctx),
                 id,
                 mileage_km,
-                input.work,
+                input.work.into_iter().map(String::from).collect(),
                 input.cost.to_domain()?,
                 key.as_ref(),
             )
@@ -680,10 +698,18 @@ impl BookingsMutation {
     async fn cancel_booking(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<BookingPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Booking(id)).await?;
         let key = idempotency(idempotency_key, "cancelBooking", &(id, &reason))?;
         let written = bookings(ctx)?
@@ -697,9 +723,13 @@ impl BookingsMutation {
     async fn mark_booking_no_show(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<BookingPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "markBookingNoShow", &id)?;
         let written = bookings(ctx)?
             .mark_booking_no_show(&caller(ctx), id, key.as_ref())

@@ -116,6 +116,10 @@ impl Dealership {
                 match self.vin_holder(&vin).await? {
                     // Lost a race with another request stocking the same VIN.
                     Some(holder) if holder != id.to_string() => {
+                        if matches!(err, CommandError::Internal(_)) {
+                            // postgres-es reports the guard as a conflict, counted by the sender.
+                            self.sender.db().note_contended_append();
+                        }
                         Err(CommandError::VinAlreadyStocked {
                             vin,
                             vehicle_id: holder,

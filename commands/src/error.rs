@@ -64,9 +64,35 @@ pub enum CommandError {
     /// The idempotency key was used before with a different input.
     #[error("idempotency key {key:?} was already used with a different input")]
     IdempotencyKeyReused { key: String },
+    /// The database could not be reached; the detail is logged, not sent. Retry with the same
+    /// idempotency key: the command may or may not have been carried out.
+    #[error("database unavailable: {0}")]
+    StorageUnavailable(String),
     /// A store failure; the detail is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl CommandError {
+    /// A failure of the store while running a command: [`CommandError::StorageUnavailable`] when the
+    /// database could not be reached, else [`CommandError::Internal`].
+    pub fn from_aggregate<T: std::error::Error>(
+        context: impl std::fmt::Display,
+        err: cqrs_es::AggregateError<T>,
+    ) -> Self {
+        let unavailable = match &err {
+            cqrs_es::AggregateError::DatabaseConnectionError(_) => true,
+            cqrs_es::AggregateError::UnexpectedError(inner) => inner
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(eventstore::database::is_unavailable),
+            _ => false,
+        };
+        if unavailable {
+            CommandError::StorageUnavailable(format!("{context}: {err}"))
+        } else {
+            CommandError::Internal(format!("{context}: {err}"))
+        }
+    }
 }
 
 impl From<CommandError> for ApiError {
@@ -96,6 +122,7 @@ impl From<CommandError> for ApiError {
             CommandError::IdempotencyKeyReused { .. } => {
                 ApiError::new(codes::IDEMPOTENCY_KEY_REUSED, message)
             }
+            CommandError::StorageUnavailable(detail) => ApiError::storage_unavailable(detail),
             CommandError::Internal(detail) => ApiError::internal(detail),
         }
     }
@@ -103,12 +130,63 @@ impl From<CommandError> for ApiError {
 
 impl From<eventstore::StoreError> for CommandError {
     fn from(err: eventstore::StoreError) -> Self {
-        CommandError::Internal(err.to_string())
+        if err.is_unavailable() {
+            CommandError::StorageUnavailable(err.to_string())
+        } else {
+            CommandError::Internal(err.to_string())
+        }
     }
 }
 
 impl From<sqlx::Error> for CommandError {
     fn from(err: sqlx::Error) -> Self {
-        CommandError::Internal(err.to_string())
+        if eventstore::database::is_unavailable(&err) {
+            CommandError::StorageUnavailable(err.to_string())
+        } else {
+            CommandError::Internal(err.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Failure = cqrs_es::AggregateError<std::io::Error>;
+
+    #[test]
+    fn a_store_failure_is_unavailable_only_when_the_database_could_not_be_reached() {
+        let unreachable: Failure =
+            cqrs_es::AggregateError::UnexpectedError(Box::new(sqlx::Error::PoolTimedOut));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", unreachable),
+            CommandError::StorageUnavailable(_)
+        ));
+        let dropped: Failure = cqrs_es::AggregateError::DatabaseConnectionError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        ));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", dropped),
+            CommandError::StorageUnavailable(_)
+        ));
+        let broken: Failure =
+            cqrs_es::AggregateError::UnexpectedError(Box::new(sqlx::Error::RowNotFound));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", broken),
+            CommandError::Internal(_)
+        ));
+        let garbled: Failure = cqrs_es::AggregateError::DeserializationError(Box::new(
+            std::io::Error::other("bad JSON"),
+        ));
+        assert!(matches!(
+            CommandError::from_aggregate("loading", garbled),
+            CommandError::Internal(_)
+        ));
+        let code = |err: CommandError| ApiError::from(err).code;
+        assert_eq!(
+            code(CommandError::StorageUnavailable("x".into())),
+            codes::STORAGE_UNAVAILABLE
+        );
+        assert_eq!(code(CommandError::Internal("x".into())), codes::INTERNAL);
     }
 }

@@ -203,7 +203,7 @@ impl Insurance {
             .load_events(&vehicle_id.to_string())
             .await
             .map_err(|err| {
-                CommandError::Internal(format!("loading vehicle {vehicle_id}: {err}"))
+                CommandError::from_aggregate(format!("loading vehicle {vehicle_id}"), err)
             })?;
         let stocked = events
             .into_iter()

@@ -1,11 +1,13 @@
-//! The partner insurers, each behind one trait, asked concurrently with a bounded wait each.
+//! The insurers a quote asks, each behind one trait, asked concurrently with a bounded wait each.
 //!
-//! Today every partner prices with its published tariff ([`aggregates::policy::tariffs`]: the
-//! formulas, coefficients and each insurer's base rates and commission are tabled there), computed
-//! in-process by [`PartnerInsurer`]. A partner reached over the network implements the same
-//! [`Insurer`] trait. [`InsurerPanel::quote`] asks all of them at once and waits at most its timeout
-//! (default [`DEFAULT_INSURER_TIMEOUT`]) for each: an insurer that fails, answers nonsense or is too
-//! slow is left out and named in `unanswered`; the others still make the quote.
+//! What ships are built-in tariff models of five insurers: each prices with its published tariff
+//! ([`aggregates::policy::tariffs`]: the formulas, coefficients and each insurer's base rates and
+//! commission are tabled there), computed in-process by [`PartnerInsurer`], so it answers at once
+//! and never fails or times out. No insurer is reached over the network today; one that is would
+//! implement the same [`Insurer`] trait. [`InsurerPanel::quote`] asks all of them at once and waits
+//! at most its timeout (default [`DEFAULT_INSURER_TIMEOUT`]) for each: an insurer that fails,
+//! answers nonsense or is too slow is left out and named in `unanswered`; the others still make the
+//! quote. Tests plug in slow and failing insurers to show that behaviour.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,13 +86,15 @@ impl InsurerPanel {
 
     /// The five partners with their published tariffs.
     pub fn partners(timeout: Duration) -> Self {
-        Self::new(
-            PARTNERS
-                .iter()
-                .map(|tariff| Arc::new(PartnerInsurer::new(tariff)) as Arc<dyn Insurer>)
-                .collect(),
-            timeout,
-        )
+        Self::new(Self::partner_tariffs(), timeout)
+    }
+
+    /// The built-in tariff models of the five partners, one [`Insurer`] each.
+    pub fn partner_tariffs() -> Vec<Arc<dyn Insurer>> {
+        PARTNERS
+            .iter()
+            .map(|tariff| Arc::new(PartnerInsurer::new(tariff)) as Arc<dyn Insurer>)
+            .collect()
     }
 
     /// Asks every insurer concurrently; each answer is awaited at most `timeout`.

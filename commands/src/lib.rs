@@ -15,6 +15,8 @@
 //!   and the verified identity of a request.
 //! - [`key_file`]: secret key files (owner-only), shared by the policy and token keys.
 //! - [`guards`]: constraints across aggregates kept by the database (one vehicle per VIN).
+//! - [`read_your_writes`]: the `extensions.readYourWrites` report of whether a mutation's answer
+//!   shows its own write.
 //! - [`clock`], [`context`]: time, ids and the caller, injected from outside.
 //! - [`error`]: [`CommandError`] and its client codes.
 
@@ -31,6 +33,7 @@ pub mod key_file;
 pub mod loans;
 pub mod mutations;
 pub mod payments;
+pub mod read_your_writes;
 pub mod sender;
 pub mod signing;
 
@@ -41,6 +44,7 @@ pub use dealership::Dealership;
 pub use error::CommandError;
 pub use mutations::MutationSettings;
 pub use payments::Payments;
+pub use read_your_writes::ReadYourWrites;
 pub use sender::{Call, Idempotency, Sender, Written};
 
 /// Every mutation: one part per area of the dealership.

@@ -18,6 +18,7 @@ use aggregates::order::{Order, OrderStatus};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use eventstore::{Cqrs, Database, Store, Upcasters};
+use queries::input::{Id, IdempotencyKey, Reason};
 use queries::loans::{EmploymentStatus, Loan as LoanView, LoanType, ScheduleKind};
 use queries::scalars::{Date, MoneyInput, Position};
 use queries::{ApiError, ApiResult};
@@ -378,9 +379,9 @@ pub enum EarlyRepaymentKind {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct ApplyForLoanInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
+    pub id: Option<Id>,
     /// The order to finance; the vehicle price is its total.
-    pub order_id: Uuid,
+    pub order_id: Id,
     pub down_payment: MoneyInput,
     pub loan_type: LoanType,
     pub term_months: i32,
@@ -471,9 +472,12 @@ impl LoansMutation {
         &self,
         ctx: &Context<'_>,
         input: ApplyForLoanInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
-        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Order(input.order_id)).await?;
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Order(*input.order_id)).await?;
         let key = idempotency(idempotency_key, "applyForLoan", &input)?;
         let application = Application {
             down_payment: input.down_payment.to_domain()?,
@@ -484,9 +488,9 @@ impl LoansMutation {
             credit_score: score(input.credit_score)?,
         };
         let service = loans(ctx)?;
-        let id = service.id_or_new(input.id, key.as_ref());
+        let id = service.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = service
-            .apply(&caller(ctx), id, input.order_id, application, key.as_ref())
+            .apply(&caller(ctx), id, *input.order_id, application, key.as_ref())
             .await
             .map_err(to_api)?;
         Ok(loan_payload(ctx, written).await?)
@@ -496,10 +500,14 @@ impl LoansMutation {
     async fn update_loan_application(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         input: LoanApplicationChangesInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Loan(id)).await?;
         let key = idempotency(idempotency_key, "updateLoanApplication", &(id, &input))?;
         let changes = ApplicationChanges {
@@ -524,9 +532,13 @@ impl LoansMutation {
     async fn submit_loan_application(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Loan(id)).await?;
         let key = idempotency(idempotency_key, "submitLoanApplication", &id)?;
         let written = loans(ctx)?
@@ -540,9 +552,13 @@ impl LoansMutation {
     async fn start_loan_review(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "startLoanReview", &id)?;
         let written = loans(ctx)?
             .start_review(&caller(ctx), id, key.as_ref())
@@ -556,10 +572,14 @@ impl LoansMutation {
     async fn decide_loan(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         input: DecideLoanInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "decideLoan", &(id, &input))?;
         let written = loans(ctx)?
             .decide(
@@ -578,10 +598,18 @@ impl LoansMutation {
     async fn reject_loan(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = idempotency(idempotency_key, "rejectLoan", &(id, &reason))?;
         let payments = crate::mutations::service::<crate::Payments>(ctx)?;
         let written = loans(ctx)?
@@ -596,9 +624,13 @@ impl LoansMutation {
     async fn disburse_loan(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(Some(idempotency_key), "disburseLoan", &id)?;
         let payments = crate::mutations::service::<crate::Payments>(ctx)?;
         let written = loans(ctx)?
@@ -613,10 +645,14 @@ impl LoansMutation {
     async fn record_loan_repayment(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         amount: MoneyInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(Some(idempotency_key), "recordLoanRepayment", &(id, &amount))?;
         let written = loans(ctx)?
             .record_repayment(&caller(ctx), id, amount.to_domain()?, key.as_ref())
@@ -630,10 +666,14 @@ impl LoansMutation {
     async fn repay_loan_early(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         input: RepayLoanEarlyInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(Some(idempotency_key), "repayLoanEarly", &(id, &input))?;
         let amount = input.amount.to_domain()?;
         let repayment = match (input.kind, input.recalculation) {
@@ -667,10 +707,14 @@ impl LoansMutation {
     async fn assess_loan_arrears(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         as_of: Date,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<LoanPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "assessLoanArrears", &(id, as_of))?;
         let written = loans(ctx)?
             .assess_arrears(&caller(ctx), id, as_of.0, key.as_ref())

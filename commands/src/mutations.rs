@@ -11,6 +11,10 @@ use aggregates::vehicle::{Condition as DomainCondition, StockVehicle};
 use aggregates::vin::Vin;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use queries::customers::Customer;
+use queries::input::{
+    Address, Brand, Colour, EmailText, FullName, Id, IdempotencyKey, Location, Model, PhoneText,
+    Reason, SpecificationName, SpecificationValue, Trim, VinText,
+};
 use queries::orders::Order;
 use queries::scalars::{Decimal, MoneyInput, Position};
 use queries::vehicles::{Condition, Vehicle};
@@ -23,9 +27,6 @@ use crate::context::RequestContext;
 use crate::dealership::Dealership;
 use crate::error::CommandError;
 use crate::sender::{Idempotency, Written};
-
-/// The longest idempotency key accepted.
-const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
 
 /// How mutations behave; put into the schema's data.
 #[derive(Clone, Copy, Debug)]
@@ -45,26 +46,33 @@ impl Default for MutationSettings {
 /// A specification line on input.
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct SpecificationInput {
-    pub name: String,
-    pub value: String,
+    /// E.g. "engine". At most 100 characters.
+    pub name: SpecificationName,
+    /// E.g. "1.6 petrol". At most 500 characters.
+    pub value: SpecificationValue,
 }
 
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct StockVehicleInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    /// 17 characters, no I, O or Q; North American VINs must carry a valid check digit.
-    pub vin: String,
-    pub brand: String,
-    pub model: String,
+    pub id: Option<Id>,
+    /// 17 characters, no I, O or Q; North American VINs must carry a valid check digit. Surrounding
+    /// spaces are trimmed. At most 32 characters.
+    pub vin: VinText,
+    /// The make, e.g. "Lada". At most 100 characters.
+    pub brand: Brand,
+    /// E.g. "Vesta". At most 100 characters.
+    pub model: Model,
     pub year: i32,
-    /// Trim level, e.g. "Comfort".
-    pub trim: String,
-    pub colour: String,
+    /// Trim level, e.g. "Comfort". At most 100 characters.
+    pub trim: Trim,
+    /// At most 100 characters.
+    pub colour: Colour,
     #[graphql(default)]
     pub mileage_km: i32,
     pub condition: Condition,
-    pub location: String,
+    /// Where the vehicle stands, e.g. "Showroom A". At most 200 characters.
+    pub location: Location,
     pub list_price: MoneyInput,
     #[graphql(default)]
     pub specifications: Vec<SpecificationInput>,
@@ -73,28 +81,35 @@ pub struct StockVehicleInput {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct RegisterCustomerInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    pub full_name: String,
-    pub email: String,
+    pub id: Option<Id>,
+    /// At most 200 characters.
+    pub full_name: FullName,
+    /// At most 254 characters.
+    pub email: EmailText,
     /// Any common notation; stored in E.164 (Russian numbers may omit the country code).
-    pub phone: String,
-    pub address: String,
+    /// At most 32 characters.
+    pub phone: PhoneText,
+    /// At most 500 characters; may span lines.
+    pub address: Address,
 }
 
 /// Only the fields given are changed.
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct ContactDetailsInput {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
+    /// At most 254 characters.
+    pub email: Option<EmailText>,
+    /// Any common notation, as when registering. At most 32 characters.
+    pub phone: Option<PhoneText>,
+    /// At most 500 characters; may span lines.
+    pub address: Option<Address>,
 }
 
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct DraftOrderInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    pub customer_id: Uuid,
-    pub vehicle_id: Uuid,
+    pub id: Option<Id>,
+    pub customer_id: Id,
+    pub vehicle_id: Id,
 }
 
 /// Exactly one of `percent` or `amount`.
@@ -223,18 +238,14 @@ pub async fn ensure_own(ctx: &Context<'_>, owned: Owned) -> ApiResult<()> {
 }
 
 /// Validates the key and fingerprints the mutation's name and input.
+/// Length, characters and blankness are checked by [`IdempotencyKey`] itself.
 pub fn idempotency(
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     mutation: &str,
     input: &impl Serialize,
 ) -> ApiResult<Option<Idempotency>> {
     let Some(key) = key else { return Ok(None) };
     let key = key.trim().to_string();
-    if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
-        return Err(ApiError::validation(format!(
-            "idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-        )));
-    }
     let input = serde_json::to_vec(&(mutation, input)).map_err(ApiError::internal)?;
     let fingerprint = Sha256::digest(&input)
         .iter()
@@ -243,7 +254,8 @@ pub fn idempotency(
     Ok(Some(Idempotency { key, fingerprint }))
 }
 
-/// Waits until every read model reflects `written`, bounded by the configured timeout.
+/// Waits until every read model reflects `written`, bounded by the configured timeout, and records
+/// for `extensions.readYourWrites` whether they did ([`crate::read_your_writes`]).
 pub async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
     let read = queries::read_models(ctx)?;
     let timeout = ctx
@@ -251,12 +263,26 @@ pub async fn settle(ctx: &Context<'_>, written: &Written) -> ApiResult<()> {
         .copied()
         .unwrap_or_default()
         .read_your_writes_timeout;
-    if !read.projections().wait_for(written.position, timeout).await {
+    let caught_up = read.projections().wait_for(written.position, timeout).await;
+    let positions: Vec<_> = read
+        .projections()
+        .statuses()
+        .into_iter()
+        .map(|(name, status)| (name, status.position))
+        .collect();
+    if !caught_up {
+        let lagging: Vec<_> = positions
+            .iter()
+            .filter(|(_, position)| *position < written.position)
+            .map(|(name, _)| *name)
+            .collect();
         tracing::warn!(
             position = written.position,
-            "read models did not reach the write in time"
+            ?lagging,
+            "read models did not reach the write in time; the answer says so"
         );
     }
+    crate::read_your_writes::record(ctx, written.position, caught_up, positions);
     Ok(())
 }
 
@@ -302,36 +328,39 @@ impl SalesMutation {
         &self,
         ctx: &Context<'_>,
         input: StockVehicleInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<VehiclePayload> {
         let key = idempotency(idempotency_key, "stockVehicle", &input)?;
         let dealership = dealership(ctx)?;
         let stock = StockVehicle {
             vin: Vin::parse(&input.vin).map_err(validation)?,
-            brand: input.brand,
-            model: input.model,
+            brand: input.brand.into(),
+            model: input.model.into(),
             year: input.year,
-            trim: input.trim,
-            colour: input.colour,
+            trim: input.trim.into(),
+            colour: input.colour.into(),
             mileage_km: u32::try_from(input.mileage_km)
                 .map_err(|_| ApiError::validation("mileageKm must not be negative"))?,
             condition: match input.condition {
                 Condition::New => DomainCondition::New,
                 Condition::Used => DomainCondition::Used,
             },
-            location: input.location,
+            location: input.location.into(),
             list_price: input.list_price.to_domain()?,
             specifications: Dealership::clean_specifications(
                 input
                     .specifications
                     .into_iter()
-                    .map(|s| (s.name, s.value))
+                    .map(|s| (s.name.into(), s.value.into()))
                     .collect(),
             )
             .map_err(to_api)?,
             stocked_at: dealership.now(),
         };
-        let id = dealership.id_or_new(input.id, key.as_ref());
+        let id = dealership.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = dealership
             .stock_vehicle(&caller(ctx), id, stock, key.as_ref())
             .await
@@ -343,10 +372,14 @@ impl SalesMutation {
     async fn reprice_vehicle(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         price: MoneyInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<VehiclePayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "repriceVehicle", &(id, price))?;
         let written = dealership(ctx)?
             .reprice_vehicle(&caller(ctx), id, price.to_domain()?, key.as_ref())
@@ -359,10 +392,16 @@ impl SalesMutation {
     async fn relocate_vehicle(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        location: String,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(desc = "Where the vehicle now stands. At most 200 characters.")]
+        location: Location,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<VehiclePayload> {
+        let id = id.uuid();
+        let location = String::from(location);
         let key = idempotency(idempotency_key, "relocateVehicle", &(id, &location))?;
         let written = dealership(ctx)?
             .relocate_vehicle(&caller(ctx), id, location, key.as_ref())
@@ -375,10 +414,18 @@ impl SalesMutation {
     async fn withdraw_vehicle(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<VehiclePayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = idempotency(idempotency_key, "withdrawVehicle", &(id, &reason))?;
         let written = dealership(ctx)?
             .withdraw_vehicle(&caller(ctx), id, reason, key.as_ref())
@@ -393,9 +440,13 @@ impl SalesMutation {
     async fn release_vehicle_reservation(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<VehiclePayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "releaseVehicleReservation", &id)?;
         let written = dealership(ctx)?
             .release_vehicle_reservation(&caller(ctx), id, key.as_ref())
@@ -409,18 +460,21 @@ impl SalesMutation {
         &self,
         ctx: &Context<'_>,
         input: RegisterCustomerInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<CustomerPayload> {
         let key = idempotency(idempotency_key, "registerCustomer", &input)?;
         let dealership = dealership(ctx)?;
         let command = CustomerCommand::Register {
-            full_name: input.full_name,
+            full_name: input.full_name.into(),
             email: Email::parse(&input.email).map_err(validation)?,
             phone: Phone::parse(&input.phone).map_err(validation)?,
-            address: input.address,
+            address: input.address.into(),
             registered_at: dealership.now(),
         };
-        let id = dealership.id_or_new(input.id, key.as_ref());
+        let id = dealership.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = dealership
             .register_customer(&caller(ctx), id, command, key.as_ref())
             .await
@@ -432,10 +486,14 @@ impl SalesMutation {
     async fn change_customer_contact_details(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         input: ContactDetailsInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<CustomerPayload> {
+        let id = id.uuid();
         ensure_own(ctx, Owned::Customer(id)).await?;
         let key = idempotency(
             idempotency_key,
@@ -455,7 +513,7 @@ impl SalesMutation {
                 .map(Phone::parse)
                 .transpose()
                 .map_err(validation)?,
-            address: input.address,
+            address: input.address.map(String::from),
         };
         let written = dealership(ctx)?
             .change_customer_contact_details(&caller(ctx), id, command, key.as_ref())
@@ -469,17 +527,20 @@ impl SalesMutation {
         &self,
         ctx: &Context<'_>,
         input: DraftOrderInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<OrderPayload> {
         let key = idempotency(idempotency_key, "draftOrder", &input)?;
         let dealership = dealership(ctx)?;
-        let id = dealership.id_or_new(input.id, key.as_ref());
+        let id = dealership.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = dealership
             .draft_order(
                 &caller(ctx),
                 id,
-                input.customer_id,
-                input.vehicle_id,
+                *input.customer_id,
+                *input.vehicle_id,
                 key.as_ref(),
             )
             .await
@@ -491,10 +552,14 @@ impl SalesMutation {
     async fn apply_order_discount(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         discount: DiscountInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<OrderPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "applyOrderDiscount", &(id, &discount))?;
         let discount = match (discount.percent, discount.amount) {
             (Some(percent), None) => Discount::Percentage { percent: percent.0 },
@@ -515,9 +580,13 @@ impl SalesMutation {
     async fn confirm_order(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<OrderPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "confirmOrder", &id)?;
         let written = dealership(ctx)?
             .confirm_order(&caller(ctx), id, key.as_ref())
@@ -530,10 +599,18 @@ impl SalesMutation {
     async fn cancel_order(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<OrderPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = idempotency(idempotency_key, "cancelOrder", &(id, &reason))?;
         let written = dealership(ctx)?
             .cancel_order(&caller(ctx), id, reason, key.as_ref())

@@ -90,10 +90,9 @@ impl Sender {
 
     /// Current state of an aggregate (write model; a never-created id gives the default state).
     pub async fn load<A: Aggregate>(&self, store: &Store<A>, id: Uuid) -> Result<A, CommandError> {
-        let mut context = store
-            .load_aggregate(&id.to_string())
-            .await
-            .map_err(|err| CommandError::Internal(format!("loading {} {id}: {err}", A::TYPE)))?;
+        let mut context = store.load_aggregate(&id.to_string()).await.map_err(|err| {
+            CommandError::from_aggregate(format!("loading {} {id}", A::TYPE), err)
+        })?;
         Ok(std::mem::take(context.aggregate()))
     }
 
@@ -141,6 +140,7 @@ impl Sender {
                     return Err(err.into());
                 }
                 Err(AggregateError::AggregateConflict) => {
+                    self.db.note_contended_append();
                     // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
                     // follow a successful append: a keyed retry must then answer "already done".
                     if let Some(written) = self.replay(id, call.idempotency).await? {
@@ -152,7 +152,10 @@ impl Sender {
                     tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");
                 }
                 Err(other) => {
-                    return Err(CommandError::Internal(format!("{} {id}: {other}", A::TYPE)));
+                    return Err(CommandError::from_aggregate(
+                        format!("{} {id}", A::TYPE),
+                        other,
+                    ));
                 }
             }
         }

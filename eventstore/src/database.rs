@@ -187,6 +187,8 @@ struct Signals {
     appended: watch::Sender<u64>,
     /// Bumped when another process reports that a projector moved its checkpoint (NOTIFY).
     checkpoints: watch::Sender<u64>,
+    /// Appends of this process refused because a concurrent one got there first.
+    contended: std::sync::atomic::AtomicU64,
 }
 
 /// The event store's database: the pools, the backend, the wake-up signals and the projector leases.
@@ -218,6 +220,7 @@ impl Database {
         let signals = Arc::new(Signals {
             appended: watch::channel(0).0,
             checkpoints: watch::channel(0).0,
+            contended: std::sync::atomic::AtomicU64::new(0),
         });
         let database = match backend {
             Backend::Sqlite => {
@@ -343,6 +346,23 @@ impl Database {
         Ok(tx)
     }
 
+    /// Counts an append refused because a concurrent append got there first: the stream's version
+    /// moved on (optimistic lock), or a guard's unique key was taken. The command layer reports it,
+    /// whether the command is then re-decided or refused.
+    pub fn note_contended_append(&self) {
+        self.signals
+            .contended
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many appends of this process a concurrent append has beaten since it started: the
+    /// evidence race tests use that their racers really interleaved.
+    pub fn contended_appends(&self) -> u64 {
+        self.signals
+            .contended
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Tells in-process consumers that new events were committed.
     pub fn notify_appended(&self) {
         bump(&self.signals.appended);
@@ -375,6 +395,37 @@ impl Database {
 
 fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|count| *count = count.wrapping_add(1));
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (see [`is_unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Sql(err) if is_unavailable(err))
+    }
+}
+
+/// Whether `err` says the database could not be reached or is going away — a restart, a failover,
+/// a connection pool with no connection to give — rather than that the statement or the data is
+/// wrong. Retrying later may succeed; for a write, the outcome of an interrupted commit is unknown,
+/// which an idempotency key resolves.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            let code = code.as_ref();
+            // PostgreSQL: class 08 (connection exception), 57P01 admin shutdown, 57P02 crash
+            // shutdown, 57P03 cannot connect now (starting up, recovering), 53300 too many
+            // connections. SQLite: SQLITE_BUSY and its extended codes (the busy timeout ran out).
+            code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                || matches!(code, "5" | "261" | "517" | "773")
+        }),
+        _ => false,
+    }
 }
 
 /// The URL without its password (in the authority or a `password=` parameter), for error messages

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cqrs_es::persist::SemanticVersionEventUpcaster;
 
-use crate::{Database, EventLog, Upcasters};
+use crate::{Database, EventLog, StoreError, Upcasters};
 
 async fn fresh() -> (tempfile::TempDir, Database) {
     let dir = tempfile::tempdir().unwrap();
@@ -207,5 +207,25 @@ async fn metadata_round_trips_and_idempotency_keys_are_found() {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn only_failures_to_reach_the_database_count_as_unavailable() {
+    use crate::database::is_unavailable;
+    assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+    assert!(is_unavailable(&sqlx::Error::PoolClosed));
+    assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
+        std::io::ErrorKind::ConnectionReset
+    ))));
+    assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+    assert!(!is_unavailable(&sqlx::Error::ColumnNotFound("x".into())));
+    assert!(StoreError::Sql(sqlx::Error::PoolClosed).is_unavailable());
+    assert!(
+        !StoreError::Decode {
+            position: 1,
+            reason: "x".into()
+        }
+        .is_unavailable()
     );
 }

@@ -30,7 +30,9 @@ pub mod policies;
 pub mod reports;
 pub mod runtime;
 
-pub use runtime::{ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors};
+pub use runtime::{
+    HeldBack, ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors,
+};
 
 /// Timestamps in read models: RFC 3339, UTC, milliseconds, `Z` (sorts as text).
 pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {

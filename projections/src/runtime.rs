@@ -115,6 +115,15 @@ fn before(err: sqlx::Error) -> BatchFailure {
 struct Entry {
     projector: Arc<dyn Projector>,
     status: watch::Sender<ProjectorStatus>,
+    /// Every batch holds it shared; [`Projections::hold_back`] holds it exclusively, so a held
+    /// projector applies nothing until released.
+    gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// A projector kept from applying anything until this is dropped (see [`Projections::hold_back`]).
+#[must_use = "the projector runs again as soon as this is dropped"]
+pub struct HeldBack {
+    _gate: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
 
 /// Runs the projectors against one database.
@@ -132,6 +141,7 @@ impl Projections {
                 let entry = Entry {
                     projector,
                     status: watch::channel(ProjectorStatus::default()).0,
+                    gate: Arc::new(tokio::sync::RwLock::new(())),
                 };
                 (entry.projector.name(), entry)
             })
@@ -215,6 +225,7 @@ impl Projections {
         before_commit: impl FnOnce() -> Result<(), ProjectionError>,
     ) -> Result<Step, ProjectionError> {
         let entry = self.entry(name)?;
+        let _gate = entry.gate.read().await;
         match self.apply_batch(entry, BATCH_EVENTS, before_commit).await {
             Ok(step) => Ok(step),
             Err(BatchFailure::Before(err)) => Err(err),
@@ -348,6 +359,16 @@ impl Projections {
         entry
             .status
             .send_modify(|status| status.failure = Some((position, message)));
+    }
+
+    /// Keeps one projector from applying anything until the returned guard is dropped: a batch in
+    /// progress finishes first, later ones wait (so do `catch_up`, `rebuild` and shutdown). Tests
+    /// use it to show what a client sees while a read model lags behind the log.
+    pub async fn hold_back(&self, name: &str) -> Result<HeldBack, ProjectionError> {
+        let gate = self.entry(name)?.gate.clone();
+        Ok(HeldBack {
+            _gate: gate.write_owned().await,
+        })
     }
 
     /// Steps one projector until it has applied everything committed so far.

@@ -244,15 +244,22 @@ impl AccountsQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<Connection<AccountCursor, Account, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
         Ok(list(read_models(ctx)?.pool(), page).await?)
     }
 
     /// One account. Unknown ids are a `NOT_FOUND` error.
-    async fn account(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Account> {
-        Ok(find(read_models(ctx)?.pool(), id)
+    async fn account(
+        &self,
+        ctx: &Context<'_>,
+        id: crate::input::Id,
+    ) -> async_graphql::Result<Account> {
+        Ok(find(read_models(ctx)?.pool(), *id)
             .await?
             .ok_or_else(|| ApiError::not_found("account", id))?)
     }

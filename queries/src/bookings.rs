@@ -9,6 +9,7 @@ use eventstore::DbPool;
 use uuid::Uuid;
 
 use crate::customers::Customer;
+use crate::input::{Cursor, DateText, Id, MechanicId};
 use crate::page::{Page, TotalCount};
 use crate::scalars::{DateTime, Money};
 use crate::vehicles::Vehicle;
@@ -118,10 +119,10 @@ pub struct ServiceRecord {
 /// All given conditions must hold.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct BookingFilter {
-    /// A mechanic's staff code.
-    pub mechanic_id: Option<String>,
-    pub customer_id: Option<Uuid>,
-    pub vehicle_id: Option<Uuid>,
+    /// A mechanic's staff code. At most 16 characters.
+    pub mechanic_id: Option<MechanicId>,
+    pub customer_id: Option<Id>,
+    pub vehicle_id: Option<Id>,
     pub status: Option<BookingStatus>,
     /// Slots starting at or after this instant.
     pub from: Option<DateTime>,
@@ -372,8 +373,8 @@ pub struct BookingsQuery;
 #[Object]
 impl BookingsQuery {
     /// One booking. Unknown ids are a `NOT_FOUND` error.
-    async fn booking(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Booking> {
-        Ok(find(read_models(ctx)?.pool(), id)
+    async fn booking(&self, ctx: &Context<'_>, id: Id) -> async_graphql::Result<Booking> {
+        Ok(find(read_models(ctx)?.pool(), *id)
             .await?
             .filter(|booking| crate::access::can_see_customer(ctx, booking.customer_id))
             .ok_or_else(|| ApiError::not_found("booking", id))?)
@@ -385,14 +386,19 @@ impl BookingsQuery {
         ctx: &Context<'_>,
         filter: Option<BookingFilter>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<Cursor>,
     ) -> async_graphql::Result<Connection<BookingCursor, Booking, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
         let mut filter = filter.unwrap_or_default();
-        let Some(customer) = crate::access::customer_filter(ctx, filter.customer_id) else {
+        let Some(customer) =
+            crate::access::customer_filter(ctx, filter.customer_id.map(crate::input::Id::uuid))
+        else {
             return Ok(crate::page::empty());
         };
-        filter.customer_id = customer;
+        filter.customer_id = customer.map(crate::input::Id::known).transpose()?;
         Ok(search(read_models(ctx)?.pool(), &filter, page).await?)
     }
 
@@ -400,8 +406,9 @@ impl BookingsQuery {
     async fn mechanic_schedule(
         &self,
         ctx: &Context<'_>,
-        mechanic_id: String,
-        date: String,
+        #[graphql(desc = "The mechanic's staff code, e.g. \"M-017\". At most 16 characters.")]
+        mechanic_id: MechanicId,
+        #[graphql(desc = "The day, `YYYY-MM-DD`. At most 10 characters.")] date: DateText,
     ) -> async_graphql::Result<Vec<Booking>> {
         Ok(mechanic_schedule(read_models(ctx)?.pool(), &mechanic_id, &date).await?)
     }
@@ -410,9 +417,9 @@ impl BookingsQuery {
     async fn service_history(
         &self,
         ctx: &Context<'_>,
-        vehicle_id: Uuid,
+        vehicle_id: Id,
     ) -> async_graphql::Result<Vec<ServiceRecord>> {
-        Ok(service_history(read_models(ctx)?.pool(), vehicle_id)
+        Ok(service_history(read_models(ctx)?.pool(), *vehicle_id)
             .await?
             .ok_or_else(|| ApiError::not_found("vehicle", vehicle_id))?)
     }

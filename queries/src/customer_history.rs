@@ -237,13 +237,17 @@ impl CustomerHistoryQuery {
     async fn customer_history(
         &self,
         ctx: &Context<'_>,
-        customer_id: Uuid,
+        customer_id: crate::input::Id,
         from: Option<Date>,
         to: Option<Date>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<HistoryConnection> {
         let page = Page::new(first, after)?;
+        let customer_id = *customer_id;
         if !crate::access::can_see_customer(ctx, customer_id) {
             return Err(ApiError::not_found("customer", customer_id).into());
         }
@@ -254,8 +258,9 @@ impl CustomerHistoryQuery {
     async fn customer_summary(
         &self,
         ctx: &Context<'_>,
-        customer_id: Uuid,
+        customer_id: crate::input::Id,
     ) -> async_graphql::Result<CustomerSummary> {
+        let customer_id = *customer_id;
         if !crate::access::can_see_customer(ctx, customer_id) {
             return Err(ApiError::not_found("customer", customer_id).into());
         }

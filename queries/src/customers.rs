@@ -55,7 +55,10 @@ impl Customer {
         from: Option<Date>,
         to: Option<Date>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<HistoryConnection> {
         let page = Page::new(first, after)?;
         if crate::access::masks_personal_data(ctx) {

@@ -34,6 +34,11 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     /// Signed in, but no role held may run this operation.
     pub const FORBIDDEN: &str = "FORBIDDEN";
+    /// A free-text input held a card number; it was neither stored nor repeated.
+    pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
+    /// The database could not be reached (a restart, a failover); retry. A mutation's write may or
+    /// may not have been made: retry it with the same idempotency key.
+    pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
 }
@@ -68,6 +73,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Logs `detail` and answers that the database could not be reached, without the detail.
+    pub fn storage_unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %detail, "database unavailable, answered as STORAGE_UNAVAILABLE");
+        Self::new(
+            codes::STORAGE_UNAVAILABLE,
+            "the database could not be reached; retry (a mutation with the same idempotency key \
+             is never applied twice)",
+        )
+    }
+}
+
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let code = err.code;
@@ -77,13 +94,21 @@ impl From<ApiError> for async_graphql::Error {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        if eventstore::database::is_unavailable(&err) {
+            Self::storage_unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 
 impl From<eventstore::StoreError> for ApiError {
     fn from(err: eventstore::StoreError) -> Self {
-        Self::internal(err)
+        if err.is_unavailable() {
+            Self::storage_unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 

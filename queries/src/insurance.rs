@@ -14,6 +14,7 @@ use eventstore::DbPool;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::input::{Id, InsurerId, PolicyDocument, PolicyNumber, Signature as SignatureText};
 use crate::page::{Page, TotalCount};
 use crate::scalars::{DateTime, Decimal, Money};
 use crate::{ApiError, ApiResult, read_models};
@@ -251,9 +252,10 @@ impl Policy {
 
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct PolicyFilter {
-    pub customer_id: Option<Uuid>,
-    pub vehicle_id: Option<Uuid>,
-    pub insurer: Option<String>,
+    pub customer_id: Option<Id>,
+    pub vehicle_id: Option<Id>,
+    /// An insurer's id, e.g. "SEVER". At most 32 characters.
+    pub insurer: Option<InsurerId>,
     pub product: Option<InsuranceProduct>,
     pub status: Option<PolicyStatus>,
 }
@@ -660,16 +662,16 @@ pub struct InsuranceQuery;
 #[Object]
 impl InsuranceQuery {
     /// One insurance quote with its offers. Unknown ids are a `NOT_FOUND` error.
-    async fn quote(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<InsuranceQuote> {
-        Ok(find_quote(read_models(ctx)?.pool(), id)
+    async fn quote(&self, ctx: &Context<'_>, id: Id) -> async_graphql::Result<InsuranceQuote> {
+        Ok(find_quote(read_models(ctx)?.pool(), *id)
             .await?
             .filter(|quote| crate::access::can_see_customer(ctx, quote.customer_id))
             .ok_or_else(|| ApiError::not_found("quote", id))?)
     }
 
     /// One policy by id. Unknown ids are a `NOT_FOUND` error.
-    async fn policy(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Policy> {
-        Ok(find_policy(read_models(ctx)?.pool(), id)
+    async fn policy(&self, ctx: &Context<'_>, id: Id) -> async_graphql::Result<Policy> {
+        Ok(find_policy(read_models(ctx)?.pool(), *id)
             .await?
             .filter(|policy| {
                 crate::access::can_see_policy(ctx, policy.customer_id, &policy.insurer)
@@ -681,7 +683,8 @@ impl InsuranceQuery {
     async fn policy_by_number(
         &self,
         ctx: &Context<'_>,
-        number: String,
+        #[graphql(desc = "The policy number as printed on the policy. At most 64 characters.")]
+        number: PolicyNumber,
     ) -> async_graphql::Result<Policy> {
         Ok(find_policy_by_number(read_models(ctx)?.pool(), &number)
             .await?
@@ -697,21 +700,26 @@ impl InsuranceQuery {
         ctx: &Context<'_>,
         filter: Option<PolicyFilter>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<Connection<PolicyCursor, Policy, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
         let mut filter = filter.unwrap_or_default();
         match crate::access::scope(ctx) {
             crate::access::Scope::Everything => {}
             crate::access::Scope::Customer(own) => match filter.customer_id {
-                Some(other) if other != own => return Ok(crate::page::empty()),
-                _ => filter.customer_id = Some(own),
+                Some(other) if *other != own => return Ok(crate::page::empty()),
+                _ => filter.customer_id = Some(Id::known(own)?),
             },
             crate::access::Scope::Insurer(own) => match filter.insurer.as_deref() {
                 Some(other) if !other.trim().eq_ignore_ascii_case(&own) => {
                     return Ok(crate::page::empty());
                 }
-                _ => filter.insurer = Some(own),
+                _ => {
+                    filter.insurer = Some(InsurerId::new(own).map_err(ApiError::internal)?);
+                }
             },
             crate::access::Scope::Nothing => return Ok(crate::page::empty()),
         }
@@ -732,8 +740,10 @@ impl InsuranceQuery {
     async fn verify_policy(
         &self,
         ctx: &Context<'_>,
-        document: String,
-        signature: String,
+        #[graphql(desc = "The canonical document exactly as issued. At most 16000 characters.")]
+        document: PolicyDocument,
+        #[graphql(desc = "Its Ed25519 signature in base64. At most 128 characters.")]
+        signature: SignatureText,
     ) -> async_graphql::Result<PolicyVerification> {
         Ok(dealership_key(ctx)?.verify(&document, &signature))
     }

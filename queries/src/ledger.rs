@@ -528,18 +528,22 @@ impl LedgerQuery {
         ctx: &Context<'_>,
         from: Option<Date>,
         to: Option<Date>,
-        #[graphql(desc = "An account code, e.g. \"1000\" or \"2200-SEVER\".")] account: Option<
-            String,
-        >,
+        #[graphql(
+            desc = "An account code, e.g. \"1000\" or \"2200-SEVER\". At most 32 characters."
+        )]
+        account: Option<crate::input::AccountCode>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<JournalConnection> {
         let page = Page::new(first, after)?;
         let mut snapshot = Snapshot::open(read_models(ctx)?.pool()).await?;
         if let Some(code) = &account {
             let known: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM ledger_accounts WHERE code = $1")
-                    .bind(code)
+                    .bind(code.as_str())
                     .fetch_optional(snapshot.conn())
                     .await
                     .map_err(ApiError::from)?;
@@ -547,17 +551,18 @@ impl LedgerQuery {
                 return Err(ApiError::not_found("account", code).into());
             }
         }
-        Ok(journal(&mut snapshot, from, to, account, page).await?)
+        Ok(journal(&mut snapshot, from, to, account.map(String::from), page).await?)
     }
 
     /// The lines on a customer's accounts dated in `[from, to)`, with the running balance.
     async fn customer_statement(
         &self,
         ctx: &Context<'_>,
-        customer_id: Uuid,
+        customer_id: crate::input::Id,
         from: Option<Date>,
         to: Option<Date>,
     ) -> async_graphql::Result<CustomerStatement> {
+        let customer_id = *customer_id;
         if !crate::access::can_see_customer(ctx, customer_id) {
             return Err(ApiError::not_found("customer", customer_id).into());
         }

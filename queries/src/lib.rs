@@ -6,6 +6,8 @@
 //! - [`access`]: the verified [`access::Identity`] of a request and which rows it may see.
 //! - [`accounts`]: the caller's own account, accounts and partner keys for admins and auditors.
 //! - [`error`]: [`ApiError`] and the stable `extensions.code` values.
+//! - [`input`]: every text and id the API accepts, with its limits: lengths, control and bidi
+//!   characters, blank values, card numbers, the nil UUID.
 //! - [`page`]: Relay pagination with a capped page size.
 //! - [`snapshot`]: reading a read model together with the log position it reflects.
 //! - [`vehicles`], [`customers`], [`orders`], [`loans`]: read-model views and their SQL.
@@ -26,6 +28,7 @@ pub mod bookings;
 pub mod customer_history;
 pub mod customers;
 pub mod error;
+pub mod input;
 pub mod insurance;
 pub mod ledger;
 pub mod loans;
@@ -47,6 +50,7 @@ use uuid::Uuid;
 pub use error::{ApiError, ApiResult, codes};
 
 use crate::audit::{AggregateType, EventConnection, LogCursor};
+use crate::input::{Cursor, Id};
 use crate::page::Page;
 use crate::scalars::Position;
 use crate::vehicles::{CatalogCount, CatalogGrouping, VehicleFilter};
@@ -137,7 +141,10 @@ impl SalesQuery {
         ctx: &Context<'_>,
         filter: Option<VehicleFilter>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<Cursor>,
     ) -> async_graphql::Result<
         async_graphql::connection::Connection<
             async_graphql::connection::OpaqueCursor<(i64, String)>,
@@ -165,12 +172,8 @@ impl SalesQuery {
     }
 
     /// One vehicle. Unknown ids are a `NOT_FOUND` error.
-    async fn vehicle(
-        &self,
-        ctx: &Context<'_>,
-        id: Uuid,
-    ) -> async_graphql::Result<vehicles::Vehicle> {
-        Ok(vehicles::find(read_models(ctx)?.pool(), id)
+    async fn vehicle(&self, ctx: &Context<'_>, id: Id) -> async_graphql::Result<vehicles::Vehicle> {
+        Ok(vehicles::find(read_models(ctx)?.pool(), *id)
             .await?
             .ok_or_else(|| ApiError::not_found("vehicle", id))?)
     }
@@ -179,17 +182,17 @@ impl SalesQuery {
     async fn customer(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
     ) -> async_graphql::Result<customers::Customer> {
-        Ok(customers::find(read_models(ctx)?.pool(), id)
+        Ok(customers::find(read_models(ctx)?.pool(), *id)
             .await?
-            .filter(|_| access::can_see_customer(ctx, id))
+            .filter(|_| access::can_see_customer(ctx, *id))
             .ok_or_else(|| ApiError::not_found("customer", id))?)
     }
 
     /// One sales order. Unknown ids are a `NOT_FOUND` error.
-    async fn order(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<orders::Order> {
-        Ok(orders::find(read_models(ctx)?.pool(), id)
+    async fn order(&self, ctx: &Context<'_>, id: Id) -> async_graphql::Result<orders::Order> {
+        Ok(orders::find(read_models(ctx)?.pool(), *id)
             .await?
             .filter(|order| access::can_see_customer(ctx, order.customer_id))
             .ok_or_else(|| ApiError::not_found("order", id))?)
@@ -205,7 +208,10 @@ impl AuditQuery {
         #[graphql(desc = "Start after this position (0 or absent: from the beginning).")]
         after_position: Option<Position>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<Cursor>,
     ) -> async_graphql::Result<EventConnection> {
         let page = Page::<LogCursor>::new(first, after)?;
         Ok(audit::global(read_models(ctx)?.log(), after_position, page).await?)
@@ -216,9 +222,12 @@ impl AuditQuery {
         &self,
         ctx: &Context<'_>,
         aggregate_type: AggregateType,
-        id: Uuid,
+        id: Id,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<Cursor>,
     ) -> async_graphql::Result<EventConnection> {
         let page = Page::<LogCursor>::new(first, after)?;
         Ok(audit::stream(

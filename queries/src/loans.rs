@@ -410,7 +410,7 @@ pub async fn schedule(pool: &DbPool, id: Uuid) -> ApiResult<Vec<LoanInstalment>>
 /// Which loans to list; every given field must match.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct LoanFilter {
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<crate::input::Id>,
     pub status: Option<LoanStatus>,
 }
 
@@ -477,8 +477,8 @@ pub struct LoansQuery;
 #[Object]
 impl LoansQuery {
     /// One loan with its schedule. Unknown ids are a `NOT_FOUND` error.
-    async fn loan(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Loan> {
-        Ok(find(read_models(ctx)?.pool(), id)
+    async fn loan(&self, ctx: &Context<'_>, id: crate::input::Id) -> async_graphql::Result<Loan> {
+        Ok(find(read_models(ctx)?.pool(), *id)
             .await?
             .filter(|loan| crate::access::can_see_customer(ctx, loan.customer_id))
             .ok_or_else(|| ApiError::not_found("loan", id))?)
@@ -490,7 +490,10 @@ impl LoansQuery {
         ctx: &Context<'_>,
         filter: Option<LoanFilter>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<Connection<LoanCursor, Loan, TotalCount, EmptyFields>> {
         let page = Page::new(first, after)?;
         let Some(customer) = crate::access::customer_filter(ctx, None) else {

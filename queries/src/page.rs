@@ -3,6 +3,7 @@
 use async_graphql::SimpleObject;
 use async_graphql::connection::CursorType;
 
+use crate::input::Cursor;
 use crate::{ApiError, ApiResult};
 
 /// Page size when the client does not say.
@@ -38,7 +39,7 @@ pub struct Page<C> {
 
 impl<C: CursorType> Page<C> {
     /// Checks `first` (1..=MAX_PAGE) and decodes `after`.
-    pub fn new(first: Option<i32>, after: Option<String>) -> ApiResult<Self> {
+    pub fn new(first: Option<i32>, after: Option<Cursor>) -> ApiResult<Self> {
         let first = match first {
             None => DEFAULT_PAGE,
             Some(n) if n >= 1 && n as usize <= MAX_PAGE => n as usize,
@@ -50,11 +51,9 @@ impl<C: CursorType> Page<C> {
         };
         let after = after
             .map(|cursor| {
-                C::decode_cursor(&cursor).map_err(|_| {
-                    ApiError::validation(format!(
-                        "after: {cursor:?} is not a cursor from this list"
-                    ))
-                })
+                // The value is not repeated: whatever was typed there stays out of the answer.
+                C::decode_cursor(cursor.as_str())
+                    .map_err(|_| ApiError::validation("after is not a cursor from this list"))
             })
             .transpose()?;
         Ok(Self {

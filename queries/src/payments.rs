@@ -135,8 +135,8 @@ impl Payment {
 /// Narrows the `payments` list; absent fields do not filter.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct PaymentFilter {
-    pub order_id: Option<Uuid>,
-    pub customer_id: Option<Uuid>,
+    pub order_id: Option<crate::input::Id>,
+    pub customer_id: Option<crate::input::Id>,
     pub status: Option<PaymentStatus>,
     pub method: Option<PaymentMethod>,
 }
@@ -348,8 +348,12 @@ pub struct PaymentsQuery;
 #[async_graphql::Object]
 impl PaymentsQuery {
     /// One payment. Unknown ids are a `NOT_FOUND` error.
-    async fn payment(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Payment> {
-        Ok(find(crate::read_models(ctx)?.pool(), id)
+    async fn payment(
+        &self,
+        ctx: &Context<'_>,
+        id: crate::input::Id,
+    ) -> async_graphql::Result<Payment> {
+        Ok(find(crate::read_models(ctx)?.pool(), *id)
             .await?
             .filter(|payment| crate::access::can_see_customer(ctx, payment.customer_id))
             .ok_or_else(|| ApiError::not_found("payment", id))?)
@@ -361,14 +365,19 @@ impl PaymentsQuery {
         ctx: &Context<'_>,
         filter: Option<PaymentFilter>,
         #[graphql(desc = "Page size, 1 to 200 (default 50).")] first: Option<i32>,
-        after: Option<String>,
+        #[graphql(
+            desc = "Continue after this cursor (a `pageInfo.endCursor`). At most 512 characters."
+        )]
+        after: Option<crate::input::Cursor>,
     ) -> async_graphql::Result<PaymentConnection> {
         let page = Page::new(first, after)?;
         let mut filter = filter.unwrap_or_default();
-        let Some(customer) = crate::access::customer_filter(ctx, filter.customer_id) else {
+        let Some(customer) =
+            crate::access::customer_filter(ctx, filter.customer_id.map(crate::input::Id::uuid))
+        else {
             return Ok(crate::page::empty());
         };
-        filter.customer_id = customer;
+        filter.customer_id = customer.map(crate::input::Id::known).transpose()?;
         Ok(search(crate::read_models(ctx)?.pool(), &filter, page).await?)
     }
 }

@@ -741,7 +741,8 @@ impl ReportsQuery {
     async fn commission_settlement(
         &self,
         ctx: &Context<'_>,
-        month: String,
+        #[graphql(desc = "The month, `YYYY-MM`. At most 7 characters.")]
+        month: crate::input::MonthText,
     ) -> async_graphql::Result<CommissionSettlement> {
         let mut snapshot = snapshot(ctx).await?;
         let mut settlement = commission_settlement(&mut snapshot, &month).await?;

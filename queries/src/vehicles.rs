@@ -204,10 +204,10 @@ impl TryFrom<VehicleRow> for Vehicle {
 /// Catalog search. Every field is optional; given fields must all match.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct VehicleFilter {
-    /// Exact brand, case-insensitive.
-    pub brand: Option<String>,
-    /// Exact model, case-insensitive.
-    pub model: Option<String>,
+    /// Exact brand, case-insensitive. At most 100 characters.
+    pub brand: Option<crate::input::Brand>,
+    /// Exact model, case-insensitive. At most 100 characters.
+    pub model: Option<crate::input::Model>,
     pub year_from: Option<i32>,
     pub year_to: Option<i32>,
     /// Lowest list price, inclusive, in `currency`.

@@ -142,7 +142,7 @@ async fn a_service_is_booked_rescheduled_completed_and_shows_in_the_vehicles_his
     assert_eq!(started["startBooking"]["booking"]["status"], "IN_PROGRESS");
     let completion = json!({
         "id": FIRST, "key": "complete-e1",
-        "input": { "mileageKm": 15020, "work": [" oil and filter ", "", "cabin filter"],
+        "input": { "mileageKm": 15020, "work": [" oil and filter ", "cabin filter"],
                    "cost": { "amount": "8500.00", "currency": "RUB" } }
     });
     let completed = app.ok(COMPLETE, completion.clone()).await;
@@ -199,29 +199,37 @@ async fn a_service_is_booked_rescheduled_completed_and_shows_in_the_vehicles_his
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_two_racing_bookings_for_one_mechanic_slot_one_wins_and_the_other_is_busy() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
     seed(&app, 0).await;
-
-    let first = json!({ "query": BOOK, "variables": { "input": booking_input(FIRST, "M-017", slot(10, 12)) } });
-    let second = json!({ "query": BOOK, "variables": { "input": booking_input(SECOND, "M-017", slot(11, 13)) } });
-    let (a, b) = tokio::join!(app.post_json(&first), app.post_json(&second));
-    let mut codes = [error_codes(&a), error_codes(&b)];
-    codes.sort();
-    assert_eq!(
-        codes,
-        [vec![], vec!["MECHANIC_BUSY".to_string()]],
-        "{a:#} {b:#}"
-    );
-    let listed = app
-        .ok(
-            "{ bookings(filter: { mechanicId: \"M-017\" }) { totalCount } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(listed["bookings"]["totalCount"], 1);
+    let mut tally = crate::race::Tally::new(&app.db);
+    for round in 0..crate::race::rounds() {
+        // A mechanic of its own each round, so every round starts from a free day.
+        let mechanic = format!("M-{round:03}");
+        let ids = [Uuid::now_v7(), Uuid::now_v7()].map(|id| id.to_string());
+        let first = json!({ "query": BOOK, "variables": { "input": booking_input(&ids[0], &mechanic, slot(10, 12)) } });
+        let second = json!({ "query": BOOK, "variables": { "input": booking_input(&ids[1], &mechanic, slot(11, 13)) } });
+        let (a, b) = tally
+            .round(async { tokio::join!(app.post_json(&first), app.post_json(&second)) })
+            .await;
+        let mut codes = [error_codes(&a), error_codes(&b)];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [vec![], vec!["MECHANIC_BUSY".to_string()]],
+            "round {round}: {a:#} {b:#}"
+        );
+        let listed = app
+            .ok(
+                "query($m: String!) { bookings(filter: { mechanicId: $m }) { totalCount } }",
+                json!({ "m": mechanic }),
+            )
+            .await;
+        assert_eq!(listed["bookings"]["totalCount"], 1, "round {round}");
+    }
+    tally.assert_contended("two bookings of one mechanic's slot over HTTP");
     app.stop().await;
 }
 
@@ -440,7 +448,13 @@ async fn book_concurrently(
 
 /// Half-hour steps from 08:00 Moscow time on 15 March 2030.
 fn steps(from: i64, to: i64) -> Slot {
+    steps_on(0, from, to)
+}
+
+/// Half-hour steps from 08:00 Moscow time, `days` after 15 March 2030.
+fn steps_on(days: usize, from: i64, to: i64) -> Slot {
     let opening: DateTime<Utc> = "2030-03-15T05:00:00Z".parse().unwrap();
+    let opening = opening + Duration::days(days as i64);
     Slot::new(
         opening + Duration::minutes(30 * from),
         opening + Duration::minutes(30 * to),
@@ -460,42 +474,58 @@ async fn rows(workshop: &Workshop) -> i64 {
 async fn sixteen_racing_bookings_of_overlapping_slots_for_one_mechanic_yield_exactly_one() {
     let dir = temp_dir();
     let workshop = workshop(&dir).await;
-    // Every slot contains 10:00-10:30, so any two overlap.
-    let slots = (0..16).map(|i| steps(4 - (i % 5), 5 + (i % 4))).collect();
-    let outcomes = book_concurrently(&workshop, slots).await;
-    let winners = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
-    assert_eq!(winners, 1, "{outcomes:?}");
-    for outcome in outcomes.iter().filter(|outcome| outcome.is_err()) {
-        assert!(
-            matches!(
-                outcome,
-                Err(CommandError::Workshop(WorkshopError::MechanicDay(
-                    MechanicDayError::Busy { .. }
-                )))
-            ),
-            "{outcome:?}"
-        );
+    let mut tally = crate::race::Tally::new(&workshop.ledger.db);
+    let rounds = crate::race::rounds();
+    for round in 0..rounds {
+        // One day per round. Every slot contains 10:00-10:30, so any two overlap.
+        let slots = (0..16)
+            .map(|i| steps_on(round, 4 - (i % 5), 5 + (i % 4)))
+            .collect();
+        let outcomes = tally.round(book_concurrently(&workshop, slots)).await;
+        let winners = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(winners, 1, "round {round}: {outcomes:?}");
+        for outcome in outcomes.iter().filter(|outcome| outcome.is_err()) {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(CommandError::Workshop(WorkshopError::MechanicDay(
+                        MechanicDayError::Busy { .. }
+                    )))
+                ),
+                "round {round}: {outcome:?}"
+            );
+        }
+        let day = workshop
+            .bookings
+            .mechanic_day(
+                &MechanicCode::parse("M-017").unwrap(),
+                steps_on(round, 0, 1).day(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(day.claims().len(), 1, "round {round}");
     }
-    assert_eq!(rows(&workshop).await, 1);
-    let day = workshop
-        .bookings
-        .mechanic_day(&MechanicCode::parse("M-017").unwrap(), steps(0, 1).day())
-        .await
-        .unwrap();
-    assert_eq!(day.claims().len(), 1);
+    tally.assert_contended("sixteen bookings of overlapping slots");
+    assert_eq!(rows(&workshop).await, rounds as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_racing_bookings_of_separate_slots_for_one_mechanic_all_succeed() {
     let dir = temp_dir();
     let workshop = workshop(&dir).await;
-    let slots = (0..16).map(|i| steps(i, i + 1)).collect();
-    let outcomes = book_concurrently(&workshop, slots).await;
-    assert!(
-        outcomes.iter().all(|outcome| outcome.is_ok()),
-        "{outcomes:?}"
-    );
-    assert_eq!(rows(&workshop).await, 16);
+    let mut tally = crate::race::Tally::new(&workshop.ledger.db);
+    let rounds = crate::race::rounds();
+    for round in 0..rounds {
+        let slots = (0..16).map(|i| steps_on(round, i, i + 1)).collect();
+        let outcomes = tally.round(book_concurrently(&workshop, slots)).await;
+        assert!(
+            outcomes.iter().all(|outcome| outcome.is_ok()),
+            "round {round}: {outcomes:?}"
+        );
+    }
+    // Every claim goes to one stream per day: the racers collide there and are re-decided.
+    tally.assert_contended("sixteen bookings of separate slots");
+    assert_eq!(rows(&workshop).await, 16 * rounds as i64);
 }
 
 fn request(workshop: &Workshop, mechanic: &str, slot: Slot) -> BookingRequest {

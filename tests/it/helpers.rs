@@ -25,6 +25,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// Sends the admin's access token with every request.
     pub client: reqwest::Client,
+    /// The server's projectors, for tests that hold one back.
+    pub projections: std::sync::Arc<projections::Projections>,
+    /// The server's database, for tests that read how many of its appends were contended.
+    pub db: eventstore::Database,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -130,12 +134,12 @@ pub async fn spawn_with(mut settings: ServeArgs) -> TestApp {
     .await
 }
 
-/// Starts the application on a fresh database in `dir`, with these partner insurers.
+/// Starts the application with `settings` and these insurers (asked with the settings' timeout).
 pub async fn spawn_with_insurers(
-    dir: &tempfile::TempDir,
-    insurers: commands::insurers::InsurerPanel,
+    settings: ServeArgs,
+    insurers: Vec<std::sync::Arc<dyn commands::insurers::Insurer>>,
 ) -> TestApp {
-    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    let mut settings = settings;
     with_admin(&mut settings);
     let admin = admin_of(&settings);
     start(
@@ -169,6 +173,8 @@ fn admin_of(settings: &ServeArgs) -> (String, String) {
 
 async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
+    let projections = app.projections();
+    let db = app.database();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
@@ -188,6 +194,8 @@ async fn start(app: Application, (email, password): (String, String)) -> TestApp
             .default_headers(headers)
             .build()
             .unwrap(),
+        projections,
+        db,
         stop: Some(stop),
         server: Some(server),
     }

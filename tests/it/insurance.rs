@@ -9,9 +9,10 @@ use aggregates::policy::pro_rata_refund;
 use aggregates::policy::tariffs::{Offer, PARTNERS, QuoteTerms};
 use autosalon::{Application, Ledger};
 use chrono::NaiveDate;
-use commands::insurers::{Insurer, InsurerError, InsurerPanel, PartnerInsurer};
+use commands::insurers::{Insurer, InsurerError, PartnerInsurer};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
+use std::time::Instant;
 
 use crate::helpers::*;
 
@@ -60,6 +61,26 @@ impl Insurer for Failing {
 
     fn quote<'a>(&'a self, _: &'a QuoteTerms) -> BoxFuture<'a, Result<Offer, InsurerError>> {
         Box::pin(async { Err(InsurerError::Unavailable("HTTP 503".into())) })
+    }
+}
+
+/// One of the built-in tariff models, answering only after `delay`, as a partner reached over a
+/// slow network would.
+struct Slow {
+    tariff: PartnerInsurer,
+    delay: Duration,
+}
+
+impl Insurer for Slow {
+    fn id(&self) -> &str {
+        self.tariff.id()
+    }
+
+    fn quote<'a>(&'a self, terms: &'a QuoteTerms) -> BoxFuture<'a, Result<Offer, InsurerError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.tariff.quote(terms).await
+        })
     }
 }
 
@@ -399,11 +420,9 @@ async fn insurers_that_fail_or_hang_are_left_out_and_named() {
         .collect();
     insurers.push(Arc::new(Failing("TAIGA")));
     insurers.push(Arc::new(Hanging("SLOWPOKE")));
-    let app = spawn_with_insurers(
-        &dir,
-        InsurerPanel::new(insurers, Duration::from_millis(300)),
-    )
-    .await;
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.insurer_timeout_ms = 300;
+    let app = spawn_with_insurers(settings, insurers).await;
     stock_and_register(&app).await;
     let quote = app
         .ok(
@@ -422,6 +441,112 @@ async fn insurers_that_fail_or_hang_are_left_out_and_named() {
         )
         .await;
     assert_eq!(error_codes(&response), ["OFFER_NOT_FOUND"]);
+    app.stop().await;
+}
+
+/// The five tariff models, the last answering after `delay`.
+fn partners_with_a_slow_last(delay: Duration) -> Vec<Arc<dyn Insurer>> {
+    let mut insurers: Vec<Arc<dyn Insurer>> = PARTNERS[..4]
+        .iter()
+        .map(|tariff| Arc::new(PartnerInsurer::new(tariff)) as Arc<dyn Insurer>)
+        .collect();
+    insurers.push(Arc::new(Slow {
+        tariff: PartnerInsurer::new(&PARTNERS[4]),
+        delay,
+    }));
+    insurers
+}
+
+#[tokio::test]
+async fn an_insurer_slower_than_the_configured_timeout_is_left_out_and_one_within_it_is_not() {
+    let slow = PARTNERS[4].id;
+    // AUTOSALON_INSURER_TIMEOUT_MS=250: the quote does not wait for the slow insurer.
+    let dir = temp_dir();
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.insurer_timeout_ms = 250;
+    let app =
+        spawn_with_insurers(settings, partners_with_a_slow_last(Duration::from_secs(3))).await;
+    stock_and_register(&app).await;
+    let started = Instant::now();
+    let quote = app
+        .ok(
+            REQUEST_QUOTE,
+            json!({ "input": quote_input(OSAGO_QUOTE, "OSAGO", None) }),
+        )
+        .await["requestInsuranceQuote"]["quote"]
+        .clone();
+    let took = started.elapsed();
+    assert_eq!(quote["unansweredInsurers"], json!([slow]));
+    let offered: Vec<_> = quote["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|offer| offer["insurer"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        offered,
+        PARTNERS[..4]
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "the quote took {took:?}: it waited for the timeout, not for the slow insurer"
+    );
+    let response = app
+        .graphql(
+            SELECT_OFFER,
+            json!({ "quote": OSAGO_QUOTE, "insurer": slow }),
+        )
+        .await;
+    assert_eq!(error_codes(&response), ["OFFER_NOT_FOUND"]);
+    app.stop().await;
+
+    // With a timeout longer than its delay, the same insurer makes its offer.
+    let dir = temp_dir();
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.insurer_timeout_ms = 2_000;
+    let app = spawn_with_insurers(
+        settings,
+        partners_with_a_slow_last(Duration::from_millis(300)),
+    )
+    .await;
+    stock_and_register(&app).await;
+    let quote = app
+        .ok(
+            REQUEST_QUOTE,
+            json!({ "input": quote_input(OSAGO_QUOTE, "OSAGO", None) }),
+        )
+        .await["requestInsuranceQuote"]["quote"]
+        .clone();
+    assert_eq!(quote["unansweredInsurers"], json!([]));
+    assert_eq!(quote["offers"].as_array().unwrap().len(), 5);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn when_no_insurer_answers_the_quote_is_refused_and_nothing_is_written() {
+    let dir = temp_dir();
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    settings.insurer_timeout_ms = 200;
+    let insurers: Vec<Arc<dyn Insurer>> = vec![
+        Arc::new(Failing("TAIGA")),
+        Arc::new(Hanging("SLOWPOKE")),
+        Arc::new(Slow {
+            tariff: PartnerInsurer::new(&PARTNERS[0]),
+            delay: Duration::from_secs(2),
+        }),
+    ];
+    let app = spawn_with_insurers(settings, insurers).await;
+    stock_and_register(&app).await;
+    refused(
+        &app,
+        REQUEST_QUOTE,
+        json!({ "input": quote_input(OSAGO_QUOTE, "OSAGO", None) }),
+        "NO_INSURANCE_OFFERS",
+    )
+    .await;
     app.stop().await;
 }
 

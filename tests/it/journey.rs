@@ -337,30 +337,40 @@ async fn catalog_filters_and_pages_through_vehicles() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_vin_is_stocked_once_even_when_two_requests_race() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
-    let first = vehicle_input(
-        "0193a4b0-0000-7000-8000-000000000201",
-        "XTA210990Y2766389",
-        "Vesta",
-        "1500000.00",
+    let mut tally = crate::race::Tally::new(&app.db);
+    let rounds = crate::race::rounds();
+    for round in 0..rounds {
+        // Two vehicles, one VIN (Russian WMI: no check digit), both sent at once.
+        let vin = format!("XTA2109900{round:07}");
+        let ids = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()].map(|id| id.to_string());
+        let first = vehicle_input(&ids[0], &vin, "Vesta", "1500000.00");
+        let second = vehicle_input(&ids[1], &vin, "Vesta", "1500000.00");
+        let (a, b) = tally
+            .round(async {
+                tokio::join!(
+                    app.graphql(STOCK_VEHICLE, json!({ "input": first })),
+                    app.graphql(STOCK_VEHICLE, json!({ "input": second }))
+                )
+            })
+            .await;
+        let mut codes = [error_codes(&a), error_codes(&b)];
+        codes.sort();
+        assert_eq!(
+            codes,
+            [vec![], vec!["VIN_ALREADY_STOCKED".to_string()]],
+            "round {round}: {a:#} {b:#}"
+        );
+    }
+    tally.assert_contended("two stockings of one VIN");
+    assert_eq!(
+        app.event_count().await,
+        ADMIN_EVENTS + rounds as i64,
+        "one vehicle per VIN"
     );
-    let second = vehicle_input(
-        "0193a4b0-0000-7000-8000-000000000202",
-        "XTA210990Y2766389",
-        "Vesta",
-        "1500000.00",
-    );
-    let (a, b) = tokio::join!(
-        app.graphql(STOCK_VEHICLE, json!({ "input": first })),
-        app.graphql(STOCK_VEHICLE, json!({ "input": second }))
-    );
-    let mut codes = [error_codes(&a), error_codes(&b)];
-    codes.sort();
-    assert_eq!(codes, [vec![], vec!["VIN_ALREADY_STOCKED".to_string()]]);
-    assert_eq!(app.event_count().await, ADMIN_EVENTS + 1);
     app.stop().await;
 }
 

@@ -285,7 +285,7 @@ async fn run(case: u128, sales: Vec<Sale>) {
             app.ok(
                 "mutation($id: UUID!, $customer: UUID!, $vehicle: UUID!, $start: DateTime!, $end: DateTime!) {
                    bookService(input: { id: $id, customerId: $customer, vehicleId: $vehicle, mechanicId: \"M-007\",
-                     kind: MAINTENANCE, start: $start, end: $end, notes: \"\" }) { position }
+                     kind: MAINTENANCE, start: $start, end: $end }) { position }
                    startBooking(id: $id) { position } }",
                 json!({ "id": booking, "customer": customer, "vehicle": car,
                         "start": format!("{day}T07:00:00Z"), "end": format!("{day}T08:00:00Z") }),

@@ -308,7 +308,7 @@ async fn refunds_never_exceed_what_was_paid_and_a_paid_order_is_cancelled_only_o
 
 /// A `Write` into a shared buffer, for capturing the server's log output.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -322,7 +322,7 @@ impl Write for Captured {
 }
 
 impl Captured {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -331,7 +331,7 @@ impl Captured {
 ///
 /// A process-wide subscriber, because a thread-local one misses lines whenever another test
 /// thread registers a log statement first.
-fn server_logs() -> &'static Captured {
+pub(crate) fn server_logs() -> &'static Captured {
     static LOGS: OnceLock<Captured> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Captured::default();

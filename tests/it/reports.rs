@@ -349,7 +349,7 @@ async fn scenario(app: &TestApp) {
         app.ok(
             "mutation($id: UUID!, $m: String!, $start: DateTime!, $end: DateTime!, $c: UUID!, $v: UUID!) {
                bookService(input: { id: $id, customerId: $c, vehicleId: $v, mechanicId: $m, kind: MAINTENANCE,
-                 start: $start, end: $end, notes: \"\" }) { booking { status } } }",
+                 start: $start, end: $end }) { booking { status } } }",
             json!({ "id": id, "m": mechanic, "start": format!("{day}T{start}:00Z"),
                     "end": format!("{day}T{end}:00Z"), "c": ANNA, "v": LADA }),
         )

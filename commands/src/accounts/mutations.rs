@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use aggregates::contact::Email;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use queries::accounts::{Account, PartnerApiKey};
+use queries::input::{
+    DisplayName, EmailText, Id, InsurerId, KeyLabel, PasswordText, Reason, RefreshToken,
+};
 use queries::scalars::{DateTime, Position};
 use queries::{ApiError, ApiResult};
 use uuid::Uuid;
@@ -17,11 +20,6 @@ use super::{Accounts, NewAccount, TokenPair};
 use crate::context::ClientAddress;
 use crate::mutations::{caller, service, settle, to_api, validation};
 use crate::sender::Written;
-
-/// Longest display name.
-const MAX_DISPLAY_NAME_CHARS: usize = 200;
-/// Longest reason or label.
-const MAX_REASON_CHARS: usize = 500;
 
 fn accounts<'a>(ctx: &Context<'a>) -> ApiResult<&'a Accounts> {
     service(ctx)
@@ -53,14 +51,16 @@ impl From<TokenPair> for Tokens {
 
 #[derive(InputObject)]
 pub struct CreateAccountInput {
-    pub email: String,
-    /// 1 to 200 characters.
-    pub display_name: String,
+    /// The sign-in name. At most 254 characters.
+    pub email: EmailText,
+    /// At most 200 characters.
+    pub display_name: DisplayName,
     pub roles: Vec<queries::access::Role>,
     /// Required with the role `CLIENT` (and only then): the customer the account belongs to.
-    pub customer_id: Option<Uuid>,
+    pub customer_id: Option<Id>,
     /// The first password, 12 to 128 characters; the holder changes it with `changePassword`.
-    pub password: String,
+    /// At most 128 characters.
+    pub password: PasswordText,
 }
 
 /// Never prints the password.
@@ -100,15 +100,6 @@ fn account_role(role: queries::access::Role) -> ApiResult<aggregates::user::Role
         .ok_or_else(|| ApiError::validation("PARTNER is not an account role: issue an API key"))
 }
 
-fn bounded(text: &str, field: &str, max: usize) -> ApiResult<()> {
-    if text.chars().count() > max {
-        return Err(ApiError::validation(format!(
-            "{field} has at most {max} characters"
-        )));
-    }
-    Ok(())
-}
-
 async fn account_payload(ctx: &Context<'_>, written: Written) -> ApiResult<AccountPayload> {
     settle(ctx, &written).await?;
     Ok(AccountPayload {
@@ -142,15 +133,15 @@ impl AccountsMutation {
     async fn login(
         &self,
         ctx: &Context<'_>,
-        email: String,
-        password: String,
+        #[graphql(desc = "The account's email. At most 254 characters.")] email: EmailText,
+        #[graphql(desc = "At most 128 characters.")] password: PasswordText,
     ) -> async_graphql::Result<Tokens> {
         let address = ctx
             .data_opt::<ClientAddress>()
             .map(|address| address.0)
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let pair = accounts(ctx)?
-            .login(&email, Password::new(password), address)
+            .login(&email, Password::new(password.into_string()), address)
             .await
             .map_err(to_api)?;
         Ok(pair.into())
@@ -161,7 +152,8 @@ impl AccountsMutation {
     async fn refresh_session(
         &self,
         ctx: &Context<'_>,
-        refresh_token: String,
+        #[graphql(desc = "The refresh token of the last pair. At most 512 characters.")]
+        refresh_token: RefreshToken,
     ) -> async_graphql::Result<Tokens> {
         let pair = accounts(ctx)?
             .refresh(&refresh_token)
@@ -181,16 +173,17 @@ impl AccountsMutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
+        #[graphql(desc = "At most 128 characters.")] current_password: PasswordText,
+        #[graphql(desc = "12 to 128 characters. At most 128 characters.")]
+        new_password: PasswordText,
     ) -> async_graphql::Result<AccountPayload> {
         let id = own_account(ctx)?;
         let written = accounts(ctx)?
             .change_password(
                 &caller(ctx),
                 id,
-                Password::new(current_password),
-                Password::new(new_password),
+                Password::new(current_password.into_string()),
+                Password::new(new_password.into_string()),
             )
             .await
             .map_err(to_api)?;
@@ -203,7 +196,6 @@ impl AccountsMutation {
         ctx: &Context<'_>,
         input: CreateAccountInput,
     ) -> async_graphql::Result<AccountPayload> {
-        bounded(&input.display_name, "displayName", MAX_DISPLAY_NAME_CHARS)?;
         let roles = input
             .roles
             .iter()
@@ -211,10 +203,10 @@ impl AccountsMutation {
             .collect::<ApiResult<BTreeSet<_>>>()?;
         let account = NewAccount {
             email: Email::parse(&input.email).map_err(validation)?,
-            display_name: input.display_name,
+            display_name: input.display_name.into(),
             roles,
-            customer_id: input.customer_id,
-            password: Password::new(input.password),
+            customer_id: input.customer_id.map(Id::uuid),
+            password: Password::new(input.password.into_string()),
         };
         let written = accounts(ctx)?
             .create(&caller(ctx), account)
@@ -227,9 +219,10 @@ impl AccountsMutation {
     async fn grant_role(
         &self,
         ctx: &Context<'_>,
-        account_id: Uuid,
+        account_id: Id,
         role: queries::access::Role,
     ) -> async_graphql::Result<AccountPayload> {
+        let account_id = account_id.uuid();
         let written = accounts(ctx)?
             .grant_role(&caller(ctx), account_id, account_role(role)?)
             .await
@@ -241,9 +234,10 @@ impl AccountsMutation {
     async fn revoke_role(
         &self,
         ctx: &Context<'_>,
-        account_id: Uuid,
+        account_id: Id,
         role: queries::access::Role,
     ) -> async_graphql::Result<AccountPayload> {
+        let account_id = account_id.uuid();
         let written = accounts(ctx)?
             .revoke_role(&caller(ctx), account_id, account_role(role)?)
             .await
@@ -255,10 +249,13 @@ impl AccountsMutation {
     async fn disable_account(
         &self,
         ctx: &Context<'_>,
-        account_id: Uuid,
-        reason: String,
+        account_id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
     ) -> async_graphql::Result<AccountPayload> {
-        bounded(&reason, "reason", MAX_REASON_CHARS)?;
+        let (account_id, reason) = (account_id.uuid(), String::from(reason));
         let written = accounts(ctx)?
             .disable(&caller(ctx), account_id, reason)
             .await
@@ -270,11 +267,15 @@ impl AccountsMutation {
     async fn set_account_password(
         &self,
         ctx: &Context<'_>,
-        account_id: Uuid,
-        password: String,
+        account_id: Id,
+        #[graphql(desc = "12 to 128 characters. At most 128 characters.")] password: PasswordText,
     ) -> async_graphql::Result<AccountPayload> {
         let written = accounts(ctx)?
-            .set_password(&caller(ctx), account_id, Password::new(password))
+            .set_password(
+                &caller(ctx),
+                *account_id,
+                Password::new(password.into_string()),
+            )
             .await
             .map_err(to_api)?;
         Ok(account_payload(ctx, written).await?)
@@ -285,11 +286,11 @@ impl AccountsMutation {
     async fn issue_partner_api_key(
         &self,
         ctx: &Context<'_>,
-        insurer: String,
-        label: String,
+        #[graphql(desc = "The insurer's id, e.g. SEVER. At most 32 characters.")]
+        insurer: InsurerId,
+        #[graphql(desc = "What the key is for. At most 200 characters.")] label: KeyLabel,
     ) -> async_graphql::Result<PartnerApiKeyPayload> {
-        bounded(&label, "label", MAX_REASON_CHARS)?;
-        bounded(&insurer, "insurer", 50)?;
+        let label = String::from(label);
         let (written, key) = accounts(ctx)?
             .issue_partner_key(&caller(ctx), &insurer, label)
             .await
@@ -307,10 +308,13 @@ impl AccountsMutation {
     async fn revoke_partner_api_key(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
     ) -> async_graphql::Result<PartnerApiKeyPayload> {
-        bounded(&reason, "reason", MAX_REASON_CHARS)?;
+        let (id, reason) = (id.uuid(), String::from(reason));
         let written = accounts(ctx)?
             .revoke_partner_key(&caller(ctx), id, reason)
             .await

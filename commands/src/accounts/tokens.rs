@@ -48,17 +48,35 @@ pub struct AccessClaims {
     pub jti: String,
 }
 
-/// Why an access token was refused (all answered `UNAUTHENTICATED`; the reason is logged).
+/// Why an access token or API key was not accepted. `Invalid` and `SessionEnded` are the caller's
+/// (answered `UNAUTHENTICATED`; the reason is logged); `Unavailable` and `Internal` are the
+/// server's, never answered as `UNAUTHENTICATED` (the detail is logged, not sent).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("the token is not valid: {0}")]
     Invalid(String),
     #[error("the token's session has ended")]
     SessionEnded,
-    /// The credentials could not be checked (the database did not answer): the server's failure,
-    /// not the caller's. Answered as a retryable `INTERNAL`, never as `UNAUTHENTICATED`.
-    #[error("the credentials could not be checked: {0}")]
+    /// The credentials could not be checked because the database could not be reached (a
+    /// restart, a failover, no free connection). Answered `STORAGE_UNAVAILABLE`: retry.
+    #[error("the credentials could not be checked, the database is unavailable: {0}")]
     Unavailable(String),
+    /// Checking the credentials failed inside the server. Answered `INTERNAL`.
+    #[error("the credentials could not be checked: {0}")]
+    Internal(String),
+}
+
+impl TokenError {
+    /// The store failed while checking credentials: [`TokenError::Unavailable`] when the
+    /// database could not be reached, else [`TokenError::Internal`].
+    pub fn unchecked(err: crate::error::CommandError) -> Self {
+        match err {
+            crate::error::CommandError::StorageUnavailable(detail) => {
+                TokenError::Unavailable(detail)
+            }
+            other => TokenError::Internal(other.to_string()),
+        }
+    }
 }
 
 /// Issues and verifies this server's access tokens.

@@ -5,6 +5,7 @@
 use aggregates::policy::tariffs::{Driver, Product, Region};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::NaiveDate;
+use queries::input::{ClaimDescription, DateText, Id, IdempotencyKey, InsurerId, Reason};
 use queries::insurance::{
     InsuranceClaim, InsuranceProduct, InsuranceQuote, InsuranceRegion, Policy,
 };
@@ -32,12 +33,12 @@ pub struct DriverInput {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct RequestInsuranceQuoteInput {
     /// Client-chosen id of the quote, which is also the id of the policy issued from it.
-    pub id: Option<Uuid>,
+    pub id: Option<Id>,
     pub product: InsuranceProduct,
     /// The registered customer who will hold the policy.
-    pub customer_id: Uuid,
+    pub customer_id: Id,
     /// A stocked vehicle: its brand, model, year and list price are read from the ledger.
-    pub vehicle_id: Uuid,
+    pub vehicle_id: Id,
     pub driver: DriverInput,
     /// Engine power from the registration certificate, 1 to 2000 hp.
     pub engine_power_hp: i32,
@@ -48,10 +49,11 @@ pub struct RequestInsuranceQuoteInput {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct FileInsuranceClaimInput {
     /// Client-chosen claim id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    /// `YYYY-MM-DD`, inside the covered period and not in the future.
-    pub incident_date: String,
-    pub description: String,
+    pub id: Option<Id>,
+    /// `YYYY-MM-DD`, inside the covered period and not in the future. At most 10 characters.
+    pub incident_date: DateText,
+    /// What happened. At most 2000 characters; may span lines.
+    pub description: ClaimDescription,
     pub claimed_amount: MoneyInput,
 }
 
@@ -166,16 +168,19 @@ impl InsuranceMutation {
         &self,
         ctx: &Context<'_>,
         input: RequestInsuranceQuoteInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<InsuranceQuotePayload> {
-        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(input.customer_id))
+        crate::mutations::ensure_own(ctx, crate::mutations::Owned::Customer(*input.customer_id))
             .await?;
         let key = idempotency(idempotency_key, "requestInsuranceQuote", &input)?;
         let service = insurance(ctx)?;
         let request = QuoteRequest {
             product: product(input.product),
-            customer_id: input.customer_id,
-            vehicle_id: input.vehicle_id,
+            customer_id: *input.customer_id,
+            vehicle_id: *input.vehicle_id,
             driver: Driver {
                 age: count(input.driver.age, "driver.age")?,
                 experience_years: count(
@@ -188,7 +193,7 @@ impl InsuranceMutation {
             power_hp: count(input.engine_power_hp, "enginePowerHp")?,
             deductible: input.deductible.map(MoneyInput::to_domain).transpose()?,
         };
-        let id = service.id_or_new(input.id, key.as_ref());
+        let id = service.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = service
             .request_quote(&caller(ctx), id, request, key.as_ref())
             .await
@@ -201,11 +206,19 @@ impl InsuranceMutation {
     async fn select_insurance_offer(
         &self,
         ctx: &Context<'_>,
-        quote_id: Uuid,
-        #[graphql(desc = "The insurer id of a recorded offer, e.g. SEVER.")] insurer: String,
-        #[graphql(desc = "YYYY-MM-DD; today when absent.")] start_date: Option<String>,
-        idempotency_key: Option<String>,
+        quote_id: Id,
+        #[graphql(desc = "The insurer id of a recorded offer, e.g. SEVER. At most 32 characters.")]
+        insurer: InsurerId,
+        #[graphql(desc = "YYYY-MM-DD; today when absent. At most 10 characters.")]
+        start_date: Option<DateText>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<PolicyPayload> {
+        let quote_id = quote_id.uuid();
+        let insurer = String::from(insurer);
+        let start_date = start_date.map(String::from);
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Quote(quote_id)).await?;
         let key = idempotency(
             idempotency_key,
@@ -227,10 +240,14 @@ impl InsuranceMutation {
     async fn pay_policy_premium(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
+        id: Id,
         amount: MoneyInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PolicyPayload> {
+        let id = id.uuid();
         let key = idempotency(Some(idempotency_key), "payPolicyPremium", &(id, amount))?;
         let written = insurance(ctx)?
             .pay_premium(&caller(ctx), id, amount.to_domain()?, key.as_ref())
@@ -243,10 +260,18 @@ impl InsuranceMutation {
     async fn cancel_policy(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PolicyPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = idempotency(Some(idempotency_key), "cancelPolicy", &(id, &reason))?;
         let written = insurance(ctx)?
             .cancel(&caller(ctx), id, reason, key.as_ref())
@@ -259,9 +284,13 @@ impl InsuranceMutation {
     async fn expire_policy(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: Option<String>,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<PolicyPayload> {
+        let id = id.uuid();
         let key = idempotency(idempotency_key, "expirePolicy", &id)?;
         let written = insurance(ctx)?
             .expire(&caller(ctx), id, key.as_ref())
@@ -274,23 +303,27 @@ impl InsuranceMutation {
     async fn file_insurance_claim(
         &self,
         ctx: &Context<'_>,
-        policy_id: Uuid,
+        policy_id: Id,
         input: FileInsuranceClaimInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        let policy_id = policy_id.uuid();
         crate::mutations::ensure_own(ctx, crate::mutations::Owned::Policy(policy_id)).await?;
         let key = idempotency(idempotency_key, "fileInsuranceClaim", &(policy_id, &input))?;
         let service = insurance(ctx)?;
         let incident_on = date(&input.incident_date, "incidentDate")?;
         let claimed = input.claimed_amount.to_domain()?;
-        let claim_id = service.id_or_new(input.id, key.as_ref());
+        let claim_id = service.id_or_new(input.id.map(Id::uuid), key.as_ref());
         let written = service
             .file_claim(
                 &caller(ctx),
                 policy_id,
                 claim_id,
                 incident_on,
-                input.description,
+                input.description.into(),
                 claimed,
                 key.as_ref(),
             )
@@ -303,10 +336,15 @@ impl InsuranceMutation {
     async fn start_insurance_claim_review(
         &self,
         ctx: &Context<'_>,
-        policy_id: Uuid,
-        claim_id: Uuid,
-        idempotency_key: Option<String>,
+        policy_id: Id,
+        claim_id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        let policy_id = policy_id.uuid();
+        let claim_id = claim_id.uuid();
         let key = idempotency(
             idempotency_key,
             "startInsuranceClaimReview",
@@ -324,11 +362,16 @@ impl InsuranceMutation {
     async fn approve_insurance_claim(
         &self,
         ctx: &Context<'_>,
-        policy_id: Uuid,
-        claim_id: Uuid,
+        policy_id: Id,
+        claim_id: Id,
         amount: MoneyInput,
-        idempotency_key: Option<String>,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        let policy_id = policy_id.uuid();
+        let claim_id = claim_id.uuid();
         let key = idempotency(
             idempotency_key,
             "approveInsuranceClaim",
@@ -351,11 +394,20 @@ impl InsuranceMutation {
     async fn reject_insurance_claim(
         &self,
         ctx: &Context<'_>,
-        policy_id: Uuid,
-        claim_id: Uuid,
-        reason: String,
-        idempotency_key: Option<String>,
+        policy_id: Id,
+        claim_id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: Option<IdempotencyKey>,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        let policy_id = policy_id.uuid();
+        let claim_id = claim_id.uuid();
+        let reason = String::from(reason);
         let key = idempotency(
             idempotency_key,
             "rejectInsuranceClaim",
@@ -372,10 +424,15 @@ impl InsuranceMutation {
     async fn pay_insurance_claim(
         &self,
         ctx: &Context<'_>,
-        policy_id: Uuid,
-        claim_id: Uuid,
-        idempotency_key: String,
+        policy_id: Id,
+        claim_id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<InsuranceClaimPayload> {
+        let policy_id = policy_id.uuid();
+        let claim_id = claim_id.uuid();
         let key = idempotency(
             Some(idempotency_key),
             "payInsuranceClaim",

@@ -11,6 +11,7 @@ use std::fmt;
 
 use aggregates::payment::{CardLast4, PaymentMethod as DomainMethod};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
+use queries::input::{CardDigits, GatewayTransactionId, Id, IdempotencyKey, Reason};
 use queries::payments::{Payment, PaymentMethod};
 use queries::scalars::{MoneyInput, Position};
 use queries::{ApiError, ApiResult};
@@ -23,23 +24,19 @@ use crate::mutations::{OrderPayload, caller, idempotency, settle, to_api};
 use crate::sender::{Idempotency, Written};
 
 /// The code for a card number where only its last four digits belong.
-pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
-
-/// At or above this many digits, a `cardLast4` value is taken for a whole card number (the shortest
-/// card numbers in use have 12).
-const CARD_NUMBER_MIN_DIGITS: usize = 12;
+pub use queries::codes::CARD_NUMBER_REFUSED;
 
 #[derive(InputObject, Clone, Serialize)]
 pub struct InitiatePaymentInput {
     /// Client-chosen id (a new one is generated when absent).
-    pub id: Option<Uuid>,
-    pub order_id: Uuid,
+    pub id: Option<Id>,
+    pub order_id: Id,
     /// At most the order's balance due, in the order's currency.
     pub amount: MoneyInput,
     /// `CARD`, `BANK_TRANSFER` or `CASH`. Credit payments are recorded when a loan is disbursed.
     pub method: PaymentMethod,
-    /// Card payments only: the card's last four digits. Never send the card number.
-    pub card_last4: Option<String>,
+    /// Card payments only: the card's last four digits, never the card number. At most 4 characters.
+    pub card_last4: Option<CardDigits>,
 }
 
 impl fmt::Debug for InitiatePaymentInput {
@@ -59,13 +56,14 @@ impl fmt::Debug for InitiatePaymentInput {
 
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct RefundPaymentInput {
-    pub payment_id: Uuid,
+    pub payment_id: Id,
     /// Client-chosen refund id. When absent, it is derived from the payment and the idempotency key,
     /// so a retry of a half-done refund finishes that refund instead of starting a second one.
-    pub refund_id: Option<Uuid>,
+    pub refund_id: Option<Id>,
     /// At most what is left of the payment after earlier refunds.
     pub amount: MoneyInput,
-    pub reason: String,
+    /// Why, in words people will read in the log. At most 1000 characters; may span lines.
+    pub reason: Reason,
 }
 
 #[derive(SimpleObject)]
@@ -87,22 +85,21 @@ fn payments<'a>(ctx: &Context<'a>) -> ApiResult<&'a Payments> {
 }
 
 /// The key of a money-moving mutation: required, so always present.
-fn required_key(key: String, mutation: &str, input: &impl Serialize) -> ApiResult<Idempotency> {
+fn required_key(
+    key: IdempotencyKey,
+    mutation: &str,
+    input: &impl Serialize,
+) -> ApiResult<Idempotency> {
     idempotency(Some(key), mutation, input)?
         .ok_or_else(|| ApiError::validation("idempotencyKey is required"))
 }
 
-/// Checks `cardLast4` without ever repeating it: a whole card number gets its own code.
+/// Checks `cardLast4` without ever repeating it: a whole card number (12 digits or more, the rule
+/// of [`CardDigits`]) gets its own code, anything but four digits is a validation error.
 pub fn card_last4(text: &str) -> ApiResult<CardLast4> {
-    let digits = text.chars().filter(char::is_ascii_digit).count();
-    if digits >= CARD_NUMBER_MIN_DIGITS {
-        return Err(ApiError::new(
-            CARD_NUMBER_REFUSED,
-            "cardLast4 looks like a whole card number; send only its last four digits \
-             (the number was not stored)",
-        ));
-    }
-    CardLast4::parse(text).map_err(|err| ApiError::validation(err.to_string()))
+    let digits = CardDigits::new(text)
+        .map_err(|refusal| ApiError::new(refusal.code(), refusal.to_string()))?;
+    CardLast4::parse(&digits).map_err(|err| ApiError::validation(err.to_string()))
 }
 
 /// The domain method of an initiated payment, card digits checked first.
@@ -151,16 +148,26 @@ impl PaymentsMutation {
         &self,
         ctx: &Context<'_>,
         input: InitiatePaymentInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
         // First, before the input is fingerprinted or used in any way.
         let method = method(input.method, input.card_last4.as_deref())?;
         let key = required_key(idempotency_key, "initiatePayment", &input)?;
         let amount = input.amount.to_domain()?;
         let service = payments(ctx)?;
-        let id = service.id_or_new(input.id, Some(&key));
+        let id = service.id_or_new(input.id.map(Id::uuid), Some(&key));
         let written = service
-            .initiate_payment(&caller(ctx), id, input.order_id, amount, method, Some(&key))
+            .initiate_payment(
+                &caller(ctx),
+                id,
+                *input.order_id,
+                amount,
+                method,
+                Some(&key),
+            )
             .await
             .map_err(to_api)?;
         Ok(payment_payload(ctx, id, written).await?)
@@ -170,10 +177,16 @@ impl PaymentsMutation {
     async fn start_payment_processing(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        gateway_transaction_id: String,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(desc = "The payment gateway's id for this payment. At most 100 characters.")]
+        gateway_transaction_id: GatewayTransactionId,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
+        let id = id.uuid();
+        let gateway_transaction_id = String::from(gateway_transaction_id);
         let key = required_key(
             idempotency_key,
             "startPaymentProcessing",
@@ -192,9 +205,13 @@ impl PaymentsMutation {
     async fn complete_payment(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
+        let id = id.uuid();
         let key = required_key(idempotency_key, "completePayment", &id)?;
         let written = payments(ctx)?
             .complete_payment(&caller(ctx), id, Some(&key))
@@ -207,9 +224,13 @@ impl PaymentsMutation {
     async fn record_payment_on_order(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
+        let id = id.uuid();
         let key = required_key(idempotency_key, "recordPaymentOnOrder", &id)?;
         let written = payments(ctx)?
             .record_payment_on_order(&caller(ctx), id, Some(&key))
@@ -222,10 +243,18 @@ impl PaymentsMutation {
     async fn fail_payment(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = required_key(idempotency_key, "failPayment", &(id, &reason))?;
         let written = payments(ctx)?
             .fail_payment(&caller(ctx), id, reason, Some(&key))
@@ -238,10 +267,18 @@ impl PaymentsMutation {
     async fn cancel_payment(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        reason: String,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "Why, in words people will read in the log. At most 1000 characters; may span lines."
+        )]
+        reason: Reason,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
+        let id = id.uuid();
+        let reason = String::from(reason);
         let key = required_key(idempotency_key, "cancelPayment", &(id, &reason))?;
         let written = payments(ctx)?
             .cancel_payment(&caller(ctx), id, reason, Some(&key))
@@ -256,26 +293,31 @@ impl PaymentsMutation {
         &self,
         ctx: &Context<'_>,
         input: RefundPaymentInput,
-        idempotency_key: String,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<PaymentPayload> {
         let key = required_key(idempotency_key, "refundPayment", &input)?;
         let amount = input.amount.to_domain()?;
         let service = payments(ctx)?;
+        let payment_id = input.payment_id.uuid();
         let refund_id = input
             .refund_id
-            .unwrap_or_else(|| refund_id_for(input.payment_id, &key));
+            .map(Id::uuid)
+            .unwrap_or_else(|| refund_id_for(payment_id, &key));
         let written = service
             .refund_payment(
                 &caller(ctx),
-                input.payment_id,
+                payment_id,
                 refund_id,
                 amount,
-                input.reason,
+                input.reason.into(),
                 Some(&key),
             )
             .await
             .map_err(to_api)?;
-        Ok(payment_payload(ctx, input.payment_id, written).await?)
+        Ok(payment_payload(ctx, payment_id, written).await?)
     }
 
     /// Hands a paid order over to its customer: the order is `COMPLETED` and its vehicle `SOLD`.
@@ -283,9 +325,13 @@ impl PaymentsMutation {
     async fn hand_over_order(
         &self,
         ctx: &Context<'_>,
-        id: Uuid,
-        idempotency_key: String,
+        id: Id,
+        #[graphql(
+            desc = "A retry with the same key and input answers the first result and writes nothing. At most 200 characters."
+        )]
+        idempotency_key: IdempotencyKey,
     ) -> async_graphql::Result<OrderPayload> {
+        let id = id.uuid();
         let key = required_key(idempotency_key, "handOverOrder", &id)?;
         let written = payments(ctx)?
             .hand_over_order(&caller(ctx), id, Some(&key))
@@ -335,16 +381,16 @@ mod tests {
     fn card_digits_are_redacted_from_the_inputs_debug_form() {
         let input = InitiatePaymentInput {
             id: None,
-            order_id: Uuid::nil(),
+            order_id: Id::new(Uuid::from_u128(1)).unwrap(),
             amount: MoneyInput {
                 amount: queries::scalars::Decimal("1.00".parse().unwrap()),
                 currency: queries::scalars::Currency::RUB,
             },
             method: PaymentMethod::Card,
-            card_last4: Some("4111111111111111".into()),
+            card_last4: Some(CardDigits::new("4242").unwrap()),
         };
         let debug = format!("{input:?}");
-        assert!(!debug.contains("1111"), "{debug}");
+        assert!(!debug.contains("4242"), "{debug}");
         assert!(debug.contains("<redacted>"));
     }
 
