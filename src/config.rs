@@ -20,6 +20,25 @@ impl std::fmt::Debug for BootstrapAdmin {
     }
 }
 
+impl BootstrapAdmin {
+    /// The environment variable the first admin is read from.
+    pub const ENV: &str = "AUTOSALON_BOOTSTRAP_ADMIN";
+
+    /// `AUTOSALON_BOOTSTRAP_ADMIN`, when set; an error names the variable, never its value.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var(Self::ENV) {
+            Ok(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|err| format!("{}: {err}", Self::ENV)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("{} is not valid UTF-8", Self::ENV))
+            }
+        }
+    }
+}
+
 impl std::str::FromStr for BootstrapAdmin {
     type Err = String;
 
@@ -175,7 +194,10 @@ pub struct ServeArgs {
     )]
     pub login_attempts_per_minute: u32,
     /// `email:password` of a first admin, created at start-up only while the store has no account.
-    #[arg(long, env = "AUTOSALON_BOOTSTRAP_ADMIN", hide_env_values = true)]
+    /// Read from the environment only (`AUTOSALON_BOOTSTRAP_ADMIN`, see
+    /// [`BootstrapAdmin::from_env`]), never a command-line argument: arguments show in `ps` and
+    /// shell history.
+    #[arg(skip)]
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// Who may introspect the schema (and so use GraphiQL).
     #[arg(long, env = "AUTOSALON_INTROSPECTION", value_enum, default_value_t = Introspection::Staff)]

@@ -495,7 +495,9 @@ fn ensure_code(error: &mut ServerError) {
     extensions.set("code", codes::VALIDATION);
 }
 
-/// Ready when the database answers and no projector is stopped on a failing event.
+/// Ready when the database answers and no projector is stopped on a failing event. Anyone may
+/// ask (load balancers do), so it names the failing position but not the error, whose text can
+/// hold stored data: that is logged, and staff read it from the `projections` query.
 async fn readyz(State(state): State<AppState>) -> Response {
     let database_ok = sqlx::query("SELECT 1")
         .execute(state.db.pool())
@@ -512,7 +514,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 "position": status.position,
                 "eventsBehind": (head - status.position).max(0),
                 "failedPosition": status.failure.as_ref().map(|(position, _)| position),
-                "lastError": status.failure.as_ref().map(|(_, error)| error),
                 "runsHere": status.runs_here,
             })
         })

@@ -189,7 +189,9 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
-        Command::Serve(settings) => {
+        Command::Serve(mut settings) => {
+            settings.bootstrap_admin =
+                autosalon::config::BootstrapAdmin::from_env().map_err(anyhow::Error::msg)?;
             let app = Application::build(*settings).await?;
             app.run(shutdown_signal()).await
         }

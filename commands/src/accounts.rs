@@ -246,9 +246,10 @@ impl Accounts {
         }
     }
 
-    /// Sends an account command that changes powers or credentials, after ending the account's
-    /// sessions: its tokens carry the old roles, so they must not outlive the change. (Revoking
-    /// first means a failed append costs only a fresh sign-in; never a session with stale powers.)
+    /// Sends an account command that changes powers or credentials, ending the account's sessions
+    /// before and after it: their tokens carry the old roles, so they must not outlive the change.
+    /// (Revoking first means a failed append costs only a fresh sign-in, never a session with
+    /// stale powers; revoking after catches a sign-in that raced the change, see `login`.)
     async fn change(
         &self,
         ctx: &RequestContext,
@@ -261,9 +262,14 @@ impl Accounts {
             return Err(aggregates::user::UserError::NotFound.into());
         }
         self.sessions.revoke_all_of(id, reason, self.now()).await?;
-        self.sender
+        let written = self
+            .sender
             .execute(&self.users, id, command, Call::new(ctx, name, None))
-            .await
+            .await?;
+        // Again after the append: a sign-in that read the old account before it, and opened its
+        // session after the first revocation, must not keep the old powers.
+        self.sessions.revoke_all_of(id, reason, self.now()).await?;
+        Ok(written)
     }
 
     pub async fn grant_role(
@@ -351,8 +357,16 @@ impl Accounts {
         let (Some(email), Some(hash)) = (user.email(), user.password_hash()) else {
             return Err(aggregates::user::UserError::NotFound.into());
         };
+        // The current password is guessed against the same allowance and lock-out as sign-in:
+        // a stolen access token must not become an unlimited password oracle.
+        let now = self.now();
+        if let Some(until) = user.locked_until().filter(|_| user.is_locked_at(now)) {
+            return Err(CommandError::AccountLocked {
+                until: projections::rfc3339(until),
+            });
+        }
         if !self.passwords.verify(&current, hash).await? {
-            return Err(CommandError::InvalidCredentials);
+            return Err(self.failed_password(email, &user, None, now).await?);
         }
         new.check_new(email.as_str())?;
         let command = UserCommand::ChangePassword {
@@ -450,7 +464,15 @@ impl Accounts {
         };
         let id = account_id(&parsed);
         let user = self.user(id).await?;
-        if let Some(until) = user.locked_until().filter(|_| user.is_locked_at(now)) {
+        // A locked account and a locked email without an account are answered alike, after the
+        // same hashing work, so neither the answer nor its time tells which emails have accounts.
+        let locked = if user.exists() {
+            user.locked_until().filter(|_| user.is_locked_at(now))
+        } else {
+            self.limits.unknown_locked_until(parsed.as_str(), now)
+        };
+        if let Some(until) = locked {
+            self.passwords.verify_decoy(&password).await?;
             return Err(CommandError::AccountLocked {
                 until: projections::rfc3339(until),
             });
@@ -463,29 +485,9 @@ impl Accounts {
             }
         };
         if !verified {
-            if self.limits.failure_on(parsed.as_str()) {
-                return Err(CommandError::InvalidCredentials);
-            }
-            let until = now + chrono::Duration::minutes(limits::LOCK_OUT_MINUTES);
-            if user.exists() {
-                let ctx = RequestContext::system("sign-in");
-                self.sender
-                    .execute(
-                        &self.users,
-                        id,
-                        UserCommand::RecordLockOut {
-                            until,
-                            failed_attempts: limits::FAILURES_BEFORE_LOCK_OUT + 1,
-                            at: now,
-                        },
-                        Call::new(&ctx, "RecordLockOut", None),
-                    )
-                    .await?;
-                tracing::warn!(account = %id, %address, "too many failed sign-ins: account locked out");
-            }
-            return Err(CommandError::AccountLocked {
-                until: projections::rfc3339(until),
-            });
+            return Err(self
+                .failed_password(&parsed, &user, Some(address), now)
+                .await?);
         }
         if user.is_disabled() {
             return Err(CommandError::InvalidCredentials);
@@ -498,7 +500,52 @@ impl Accounts {
             + chrono::Duration::from_std(self.settings.session_ttl)
                 .map_err(|err| CommandError::Internal(err.to_string()))?;
         let (session, refresh) = self.sessions.open(id, now, expires).await?;
+        // A password change, role change or disabling that landed while this sign-in was hashing
+        // revoked the account's sessions before this one existed: look again, now that it does.
+        // (A change that lands after this read revokes this session itself.)
+        if !same_credentials(&user, &self.user(id).await?) {
+            self.sessions
+                .revoke(session, "the account changed while signing in", now)
+                .await?;
+            return Err(CommandError::Conflict { aggregate: "User" });
+        }
         self.access_pair(id, session, &user, refresh, now)
+    }
+
+    /// A wrong password for `email`: counted against the account (or the email, when it has no
+    /// account), and the failure beyond the allowance locks it out. The error to answer.
+    async fn failed_password(
+        &self,
+        email: &Email,
+        user: &User,
+        address: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<CommandError, CommandError> {
+        if self.limits.failure_on(email.as_str()) {
+            return Ok(CommandError::InvalidCredentials);
+        }
+        let until = now + chrono::Duration::minutes(limits::LOCK_OUT_MINUTES);
+        if user.exists() {
+            let ctx = RequestContext::system("sign-in");
+            self.sender
+                .execute(
+                    &self.users,
+                    account_id(email),
+                    UserCommand::RecordLockOut {
+                        until,
+                        failed_attempts: limits::FAILURES_BEFORE_LOCK_OUT + 1,
+                        at: now,
+                    },
+                    Call::new(&ctx, "RecordLockOut", None),
+                )
+                .await?;
+            tracing::warn!(account = %account_id(email), address = ?address, "too many wrong passwords: account locked out");
+        } else {
+            self.limits.lock_unknown(email.as_str(), until, now);
+        }
+        Ok(CommandError::AccountLocked {
+            until: projections::rfc3339(until),
+        })
     }
 
     fn access_pair(
@@ -656,4 +703,14 @@ impl Accounts {
 /// A partner key's id: UUIDv5 of its digest, so a presented key finds its stream directly.
 fn partner_key_id(digest: &str) -> Uuid {
     Uuid::new_v5(&PARTNER_KEY_NAMESPACE, digest.as_bytes())
+}
+
+/// Whether two states of an account grant the same: the same password, roles, customer and
+/// standing (lock-outs and names aside).
+fn same_credentials(before: &User, after: &User) -> bool {
+    before.password_hash() == after.password_hash()
+        && before.roles() == after.roles()
+        && before.customer_id() == after.customer_id()
+        && before.is_disabled() == after.is_disabled()
+        && before.exists() == after.exists()
 }

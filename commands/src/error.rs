@@ -43,6 +43,9 @@ pub enum CommandError {
     /// Too many sign-in attempts from this address; wait a minute.
     #[error("too many sign-in attempts from this address; wait a minute")]
     TooManyRequests,
+    /// Every password check is busy (a flood of sign-ins); retry shortly.
+    #[error("the server is busy checking passwords; retry shortly")]
+    PasswordChecksBusy,
     /// No valid credentials (a refresh token unknown, spent or of an ended session). Sign in again.
     #[error("{0}")]
     Unauthenticated(String),
@@ -110,7 +113,9 @@ impl From<CommandError> for ApiError {
             CommandError::PartnerKey(e) => ApiError::new(e.code(), message),
             CommandError::InvalidCredentials => ApiError::new("INVALID_CREDENTIALS", message),
             CommandError::AccountLocked { .. } => ApiError::new("ACCOUNT_LOCKED", message),
-            CommandError::TooManyRequests => ApiError::new("TOO_MANY_REQUESTS", message),
+            CommandError::TooManyRequests | CommandError::PasswordChecksBusy => {
+                ApiError::new("TOO_MANY_REQUESTS", message)
+            }
             CommandError::Unauthenticated(_) => ApiError::new(codes::UNAUTHENTICATED, message),
             CommandError::Validation(_) => ApiError::new(codes::VALIDATION, message),
             CommandError::NotFound { .. } => ApiError::new(codes::NOT_FOUND, message),

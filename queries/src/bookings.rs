@@ -71,6 +71,8 @@ pub struct Booking {
     pub end: DateTime,
     /// The slot's date in dealership time (Moscow, UTC+3), `YYYY-MM-DD`.
     pub day: String,
+    /// Free text, which may name people: resolved per caller, see `notes`.
+    #[graphql(skip)]
     pub notes: String,
     pub booked_at: DateTime,
     pub rescheduled_at: Option<DateTime>,
@@ -90,6 +92,16 @@ pub struct Booking {
 
 #[ComplexObject]
 impl Booking {
+    /// The customer's or the desk's notes (empty when none); `***` for analysts, who read
+    /// personal data masked.
+    async fn notes(&self, ctx: &Context<'_>) -> String {
+        if self.notes.is_empty() {
+            String::new()
+        } else {
+            crate::access::personal(ctx, &self.notes)
+        }
+    }
+
     /// The customer who booked.
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
         Ok(

@@ -181,11 +181,15 @@ impl InsuranceQuote {
 }
 
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct InsuranceClaim {
     pub id: Uuid,
     pub policy_id: Uuid,
     /// `YYYY-MM-DD`.
     pub incident_date: String,
+    /// What happened, as filed; free text that names people: resolved per caller, see
+    /// `description`.
+    #[graphql(skip)]
     pub description: String,
     pub status: ClaimStatus,
     pub claimed: Money,
@@ -195,6 +199,14 @@ pub struct InsuranceClaim {
     pub review_started_at: Option<DateTime>,
     pub decided_at: Option<DateTime>,
     pub paid_at: Option<DateTime>,
+}
+
+#[ComplexObject]
+impl InsuranceClaim {
+    /// What happened, as filed; `***` for analysts, who read personal data masked.
+    async fn description(&self, ctx: &Context<'_>) -> String {
+        crate::access::personal(ctx, &self.description)
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]

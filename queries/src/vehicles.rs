@@ -49,7 +49,9 @@ pub struct Vehicle {
     pub condition: Condition,
     pub location: String,
     pub status: VehicleStatus,
-    /// The order holding the reservation (or that bought it), if any.
+    /// The order holding the reservation (or that bought it): resolved per caller, see
+    /// `reservedForOrderId`.
+    #[graphql(skip)]
     pub reserved_for_order_id: Option<Uuid>,
     pub list_price: Money,
     pub specifications: Vec<Specification>,
@@ -97,6 +99,27 @@ impl Vehicle {
     /// Every change of its list price, oldest first.
     async fn price_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PriceChange>> {
         Ok(price_history(crate::read_models(ctx)?.pool(), self.id).await?)
+    }
+
+    /// The order holding the reservation (or that bought it), if any. Shown to staff, and to the
+    /// client whose order it is; null for everyone else (the catalog is public, orders are not).
+    async fn reserved_for_order_id(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Uuid>> {
+        let Some(order) = self.reserved_for_order_id else {
+            return Ok(None);
+        };
+        match crate::access::scope(ctx) {
+            crate::access::Scope::Everything => Ok(Some(order)),
+            crate::access::Scope::Customer(_) => {
+                let holder = crate::orders::find(crate::read_models(ctx)?.pool(), order).await?;
+                Ok(holder
+                    .filter(|held| crate::access::can_see_customer(ctx, held.customer_id))
+                    .map(|_| order))
+            }
+            crate::access::Scope::Insurer(_) | crate::access::Scope::Nothing => Ok(None),
+        }
     }
 }
 

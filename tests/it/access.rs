@@ -708,6 +708,80 @@ async fn a_partner_reads_its_insurers_policies_only_and_an_analyst_sees_no_perso
         )
         .await;
     assert_eq!(error_codes(&history), vec!["FORBIDDEN"]);
+    // Free text that may name people is masked too; an empty one stays empty.
+    app.ok(
+        "mutation($input: BookServiceInput!) { bookService(input: $input) { position } }",
+        json!({ "input": {
+            "id": "0193a4b0-0000-7000-8000-0000000c0006", "customerId": A, "vehicleId": CAR_A,
+            "mechanicId": "M-017", "kind": "REPAIR", "start": "2030-03-16T07:00:00Z",
+            "end": "2030-03-16T07:30:00Z", "notes": "Anna Petrova will bring the car" } }),
+    )
+    .await;
+    let notes = "query($id: UUID!) { booking(id: $id) { notes } }";
+    let as_analyst = app
+        .graphql_as(
+            Some(&analyst),
+            notes,
+            json!({ "id": "0193a4b0-0000-7000-8000-0000000c0006" }),
+        )
+        .await;
+    assert_eq!(
+        as_analyst["data"]["booking"]["notes"], "***",
+        "{as_analyst}"
+    );
+    let empty = app
+        .graphql_as(Some(&analyst), notes, json!({ "id": BOOKING_A }))
+        .await;
+    assert_eq!(empty["data"]["booking"]["notes"], "", "{empty}");
+    let as_staff = app
+        .ok(
+            notes,
+            json!({ "id": "0193a4b0-0000-7000-8000-0000000c0006" }),
+        )
+        .await;
+    assert_eq!(
+        as_staff["booking"]["notes"],
+        "Anna Petrova will bring the car"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn who_reserved_a_car_is_shown_to_staff_and_to_that_client_only() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    two_customers(&app).await;
+    app.ok(
+        "mutation($id: UUID!) { confirmOrder(id: $id) { position } }",
+        json!({ "id": ORDER_A }),
+    )
+    .await;
+    let query = "query($id: UUID!) { vehicle(id: $id) { status reservedForOrderId } }";
+    let car = json!({ "id": CAR_A });
+    let staff = app.ok(query, car.clone()).await;
+    assert_eq!(
+        staff["vehicle"],
+        json!({ "status": "RESERVED", "reservedForOrderId": ORDER_A })
+    );
+    let anonymous = app.graphql_as(None, query, car.clone()).await;
+    assert_eq!(
+        anonymous["data"]["vehicle"],
+        json!({ "status": "RESERVED", "reservedForOrderId": null }),
+        "the catalog is public, who ordered is not: {anonymous}"
+    );
+    let holder = app.sign_in_as("a@client.test", &["CLIENT"], Some(A)).await;
+    let own = app.graphql_as(Some(&holder), query, car.clone()).await;
+    assert_eq!(
+        own["data"]["vehicle"]["reservedForOrderId"], ORDER_A,
+        "{own}"
+    );
+    let other = app.sign_in_as("b@client.test", &["CLIENT"], Some(B)).await;
+    let theirs = app.graphql_as(Some(&other), query, car).await;
+    assert_eq!(
+        theirs["data"]["vehicle"]["reservedForOrderId"],
+        Value::Null,
+        "{theirs}"
+    );
     app.stop().await;
 }
 
@@ -929,6 +1003,55 @@ async fn a_refresh_token_works_once_and_its_reuse_ends_the_whole_session() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_refresh_token_presented_several_times_at_once_ends_the_session() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let first = app
+        .graphql_as(
+            None,
+            LOGIN,
+            json!({ "e": ADMIN_EMAIL, "p": ADMIN_PASSWORD }),
+        )
+        .await["data"]["login"]
+        .clone();
+    let app = std::sync::Arc::new(app);
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, token) = (app.clone(), first["refreshToken"].clone());
+            tokio::spawn(async move { app.graphql_as(None, REFRESH, json!({ "t": token })).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        if answer.get("errors").is_none() {
+            winners.push(answer["data"]["refreshSession"].clone());
+        } else {
+            assert_eq!(error_codes(&answer), vec!["UNAUTHENTICATED"], "{answer}");
+        }
+    }
+    assert!(
+        winners.len() <= 1,
+        "one token, at most one successor: {winners:?}"
+    );
+    // Whoever won, the token was presented twice: the session is over, successor and all.
+    for winner in &winners {
+        let successor = app
+            .graphql_as(None, REFRESH, json!({ "t": winner["refreshToken"] }))
+            .await;
+        assert_eq!(error_codes(&successor), vec!["UNAUTHENTICATED"]);
+        let access = winner["accessToken"].as_str().unwrap();
+        assert_eq!(status_with(&app, &format!("Bearer {access}")).await.0, 401);
+    }
+    let original = first["accessToken"].as_str().unwrap();
+    assert_eq!(
+        status_with(&app, &format!("Bearer {original}")).await.0,
+        401
+    );
+    std::sync::Arc::into_inner(app).unwrap().stop().await;
+}
+
 #[tokio::test]
 async fn a_role_change_or_disabling_ends_sessions_and_the_log_says_who_gave_which_power() {
     let dir = temp_dir();
@@ -1008,8 +1131,13 @@ async fn the_sixth_wrong_password_locks_the_account_and_the_lock_out_is_an_event
             "attempt {attempt}"
         );
     }
-    let sixth = app.graphql_as(None, LOGIN, wrong).await;
+    let sixth = app.graphql_as(None, LOGIN, wrong.clone()).await;
     assert_eq!(error_codes(&sixth), vec!["ACCOUNT_LOCKED"]);
+    let seventh = app.graphql_as(None, LOGIN, wrong).await;
+    assert_eq!(
+        seventh["errors"][0]["message"], sixth["errors"][0]["message"],
+        "a lock-out names the same moment until it ends"
+    );
     let right = app
         .graphql_as(
             None,
@@ -1046,10 +1174,53 @@ async fn the_sixth_wrong_password_locks_the_account_and_the_lock_out_is_an_event
         let answer = app.graphql_as(None, LOGIN, unknown.clone()).await;
         assert_eq!(error_codes(&answer), vec!["INVALID_CREDENTIALS"]);
     }
+    let locked = app.graphql_as(None, LOGIN, unknown.clone()).await;
+    assert_eq!(error_codes(&locked), vec!["ACCOUNT_LOCKED"]);
+    // ... and stays answered the same way, naming the same moment, as a real account's does.
+    let again = app.graphql_as(None, LOGIN, unknown).await;
+    assert_eq!(error_codes(&again), vec!["ACCOUNT_LOCKED"]);
     assert_eq!(
-        error_codes(&app.graphql_as(None, LOGIN, unknown).await),
-        vec!["ACCOUNT_LOCKED"]
+        again["errors"][0]["message"],
+        locked["errors"][0]["message"]
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_in_change_password_count_toward_the_lock_out() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let email = "olga@sales.test";
+    let token = app.sign_in_as(email, &["SALES"], None).await;
+    let change = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { position } }";
+    let guess = json!({ "c": "a guessed password", "n": "a brand new password" });
+    for attempt in 1..=5 {
+        let answer = app.graphql_as(Some(&token), change, guess.clone()).await;
+        assert_eq!(
+            error_codes(&answer),
+            vec!["INVALID_CREDENTIALS"],
+            "attempt {attempt}"
+        );
+    }
+    let sixth = app.graphql_as(Some(&token), change, guess).await;
+    assert_eq!(error_codes(&sixth), vec!["ACCOUNT_LOCKED"], "{sixth}");
+    // The account is locked for signing in too, even with the right password.
+    let right = app
+        .graphql_as(
+            None,
+            LOGIN,
+            json!({ "e": email, "p": "a long enough password" }),
+        )
+        .await;
+    assert_eq!(error_codes(&right), vec!["ACCOUNT_LOCKED"]);
+    let with_right = app
+        .graphql_as(
+            Some(&token),
+            change,
+            json!({ "c": "a long enough password", "n": "a brand new password" }),
+        )
+        .await;
+    assert_eq!(error_codes(&with_right), vec!["ACCOUNT_LOCKED"]);
     app.stop().await;
 }
 

@@ -5,8 +5,11 @@
 //! JWKS address, with an allowed asymmetric algorithm (RS256, ES256 or EdDSA; never `none` or an
 //! HMAC, whose "key" would be public), the configured issuer and audience, and `exp`/`nbf` within
 //! [`super::tokens::LEEWAY_SECS`]. Keys are cached for [`KEYS_MAX_AGE`] and fetched again sooner
-//! when a token names a key id the cache lacks (at most once per [`MIN_REFETCH_INTERVAL`], so a
-//! flood of made-up key ids cannot make the server hammer the provider).
+//! when a token names a key id the cache lacks — at most once per [`MIN_REFETCH_INTERVAL`] and one
+//! fetch at a time, so a flood of made-up key ids cannot make the server hammer the provider or
+//! queue behind it. A failed fetch keeps the last good keys. The JWKS address must be `https`
+//! (plain `http` only on a loopback address); only keys meant for signatures (`use` absent or
+//! `sig`) are taken.
 //!
 //! Roles come from one configured claim (a dotted path such as `realm_access.roles`, holding a
 //! string or a list of strings), each value mapped through the configured role map (or taken as
@@ -90,6 +93,23 @@ impl std::fmt::Debug for OidcVerifier {
 
 impl OidcVerifier {
     pub fn new(settings: OidcSettings) -> Result<Self, String> {
+        let url = reqwest::Url::parse(&settings.jwks_url)
+            .map_err(|err| format!("the JWKS address {:?}: {err}", settings.jwks_url))?;
+        let loopback = match url.host_str() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        };
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(format!(
+                "the JWKS address {:?} must be https (http only on a loopback address)",
+                settings.jwks_url
+            ));
+        }
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .build()
@@ -136,6 +156,13 @@ impl OidcVerifier {
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;
             };
+            // An encryption key is not a signing key, whatever its bytes.
+            if !matches!(
+                jwk.common.public_key_use,
+                None | Some(jsonwebtoken::jwk::PublicKeyUse::Signature)
+            ) {
+                continue;
+            }
             let algorithm = match &jwk.algorithm {
                 AlgorithmParameters::RSA(_) => Algorithm::RS256,
                 AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
@@ -156,35 +183,34 @@ impl OidcVerifier {
         Ok(())
     }
 
-    /// The key named `kid`, fetching the key set when it is stale or lacks it (spaced out).
+    /// The key named `kid`, fetching the key set when it is stale or lacks it. Fetches are spaced
+    /// at least [`MIN_REFETCH_INTERVAL`] apart whatever the cache's age, one at a time (a request
+    /// that finds a fetch under way answers from the cache instead of queueing behind it), and a
+    /// failed fetch keeps the last good keys, so a provider outage does not sign everyone out.
     async fn key(&self, kid: &str) -> Result<Option<(DecodingKey, Algorithm)>, TokenError> {
-        {
-            let cache = self.cache.read().await;
-            if let Some(cached) = cache.as_ref() {
-                if cached.fetched_at.elapsed() < KEYS_MAX_AGE {
-                    if let Some(found) = cached.keys.get(kid) {
-                        return Ok(Some(found.clone()));
-                    }
-                }
+        let cached = |fresh_only: bool| async move {
+            self.cache.read().await.as_ref().and_then(|cached| {
+                (!fresh_only || cached.fetched_at.elapsed() < KEYS_MAX_AGE)
+                    .then(|| cached.keys.get(kid).cloned())
+                    .flatten()
+            })
+        };
+        if let Some(found) = cached(true).await {
+            return Ok(Some(found));
+        }
+        let fetched = match self.last_fetch.try_lock() {
+            Ok(mut last) if last.is_none_or(|at| at.elapsed() >= MIN_REFETCH_INTERVAL) => {
+                *last = Some(Instant::now());
+                Some(self.fetch().await)
             }
+            // Fetched a moment ago, or a fetch is under way: the cache is the answer.
+            _ => None,
+        };
+        let found = cached(false).await;
+        match fetched {
+            Some(Err(err)) if self.cache.read().await.is_none() => Err(err),
+            _ => Ok(found),
         }
-        let mut last = self.last_fetch.lock().await;
-        let stale = self
-            .cache
-            .read()
-            .await
-            .as_ref()
-            .is_none_or(|cached| cached.fetched_at.elapsed() >= KEYS_MAX_AGE);
-        if stale || last.is_none_or(|at| at.elapsed() >= MIN_REFETCH_INTERVAL) {
-            *last = Some(Instant::now());
-            self.fetch().await?;
-        }
-        Ok(self
-            .cache
-            .read()
-            .await
-            .as_ref()
-            .and_then(|cached| cached.keys.get(kid).cloned()))
     }
 
     /// The identity a provider token proves.

@@ -25,6 +25,9 @@ const LANES: u32 = 1;
 /// Hashes computed at the same time, at most (each holds 19 MiB).
 pub const MAX_CONCURRENT_HASHES: usize = 4;
 
+/// How long a request waits for a hashing permit before it is answered `TOO_MANY_REQUESTS`.
+pub const PERMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// OWASP ASVS 4.0 V2.1.1: at least 12 characters.
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// ASVS V2.1.2 asks that at least 64 be allowed; 128 bounds the work one request can ask for.
@@ -105,10 +108,10 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CommandError> {
-        let _permit = self
-            .permits
-            .acquire()
+        // A flood of sign-ins waits a bounded time for a permit, then is told to come back.
+        let _permit = tokio::time::timeout(PERMIT_WAIT, self.permits.acquire())
             .await
+            .map_err(|_| CommandError::PasswordChecksBusy)?
             .map_err(|_| CommandError::Internal("password hashing stopped".into()))?;
         tokio::task::spawn_blocking(work)
             .await

@@ -186,8 +186,17 @@ impl Sessions {
         .rows_affected();
         if spent == 0 {
             // Two requests raced with the same live token (PostgreSQL, read committed): the other
-            // one spent it and won; this one gets nothing, and the winner's session stays.
-            return Ok(Rotation::Refused);
+            // one spent it first. One token presented twice is a reuse however close together,
+            // and the two may be a thief and the holder: the whole session ends (RFC 9700 §4.14.2).
+            revoke_in(
+                &mut tx,
+                session_id,
+                "a refresh token was presented twice at once",
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Rotation::Reused { session_id });
         }
         let successor = new_refresh_token();
         sqlx::query(
