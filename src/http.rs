@@ -495,14 +495,17 @@ fn ensure_code(error: &mut ServerError) {
     extensions.set("code", codes::VALIDATION);
 }
 
-/// Ready when the database answers and no projector is stopped on a failing event. Anyone may
-/// ask (load balancers do), so it names the failing position but not the error, whose text can
-/// hold stored data: that is logged, and staff read it from the `projections` query.
+/// Ready when the database answers, takes writes (after a write the storage refused, a probe write
+/// must commit first: see [`eventstore::Database::writes_ok`]) and no projector is stopped on a
+/// failing event. Anyone may ask (load balancers do), so it names the failing position but not the
+/// error, whose text can hold stored data: that is logged, and staff read it from the `projections`
+/// query.
 async fn readyz(State(state): State<AppState>) -> Response {
     let database_ok = sqlx::query("SELECT 1")
         .execute(state.db.pool())
         .await
         .is_ok();
+    let writes_ok = database_ok && state.db.writes_ok().await;
     let head = eventstore::log::head(state.db.pool()).await.unwrap_or(0);
     let projections: Vec<_> = state
         .projections
@@ -523,7 +526,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .statuses()
         .iter()
         .any(|(_, s)| s.failure.is_some());
-    let ready = database_ok && !failing;
+    let ready = database_ok && writes_ok && !failing;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -532,6 +535,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let body = json!({
         "ready": ready,
         "database": database_ok,
+        "writes": writes_ok,
         "backend": state.db.backend().name(),
         "head": head,
         "projections": projections,

@@ -438,15 +438,9 @@ impl Dealership {
         &self,
         id: Uuid,
     ) -> Result<Written, CommandError> {
-        let position = self
-            .sender
-            .log()
-            .last_position_of(A::TYPE, &id.to_string())
-            .await?
-            .unwrap_or(0);
         Ok(Written {
             id,
-            position,
+            position: self.sender.position_of::<A>(id).await?,
             replayed: true,
         })
     }

@@ -67,9 +67,10 @@ pub enum CommandError {
     /// The idempotency key was used before with a different input.
     #[error("idempotency key {key:?} was already used with a different input")]
     IdempotencyKeyReused { key: String },
-    /// The database could not be reached; the detail is logged, not sent. Retry with the same
-    /// idempotency key: the command may or may not have been carried out.
-    #[error("database unavailable: {0}")]
+    /// The database could not be reached or refused to write (disk full, read-only, I/O error); the
+    /// detail is logged, not sent. Retry with the same idempotency key: the command may or may not
+    /// have been carried out.
+    #[error("storage unavailable: {0}")]
     StorageUnavailable(String),
     /// A store failure; the detail is logged, not sent.
     #[error("internal error: {0}")]
@@ -78,7 +79,7 @@ pub enum CommandError {
 
 impl CommandError {
     /// A failure of the store while running a command: [`CommandError::StorageUnavailable`] when the
-    /// database could not be reached, else [`CommandError::Internal`].
+    /// database could not be reached or refused to write, else [`CommandError::Internal`].
     pub fn from_aggregate<T: std::error::Error>(
         context: impl std::fmt::Display,
         err: cqrs_es::AggregateError<T>,

@@ -134,14 +134,9 @@ impl Payments {
 
     /// Where an aggregate's newest event is: the answer for a step found already done.
     async fn last_write<A: cqrs_es::Aggregate>(&self, id: Uuid) -> Result<Written, CommandError> {
-        let position = self
-            .sender
-            .log()
-            .last_position_of(A::TYPE, &id.to_string())
-            .await?;
         Ok(Written {
             id,
-            position: position.unwrap_or(0),
+            position: self.sender.position_of::<A>(id).await?,
             replayed: false,
         })
     }

@@ -152,24 +152,39 @@ impl Sender {
                     tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");
                 }
                 Err(other) => {
-                    return Err(CommandError::from_aggregate(
-                        format!("{} {id}", A::TYPE),
-                        other,
-                    ));
+                    let err = CommandError::from_aggregate(format!("{} {id}", A::TYPE), other);
+                    if matches!(err, CommandError::StorageUnavailable(_)) {
+                        self.db.note_write_failed();
+                    }
+                    return Err(err);
                 }
             }
         }
         self.db.notify_appended();
-        let position = self
-            .log
-            .last_position_of(A::TYPE, &aggregate_id)
-            .await?
-            .unwrap_or(0);
+        let position = self.position_of::<A>(id).await?;
+        self.db.note_write_committed();
         Ok(Written {
             id,
             position,
             replayed: false,
         })
+    }
+
+    /// The global position of the newest event of aggregate `A` `id`, which has just been written
+    /// or found written. The log is read through another connection than the append's, so a write
+    /// that was reported committed but is not in the log is a storage failure answered as one —
+    /// never a success at position 0.
+    pub async fn position_of<A: Aggregate>(&self, id: Uuid) -> Result<i64, CommandError> {
+        match self.log.last_position_of(A::TYPE, &id.to_string()).await? {
+            Some(position) => Ok(position),
+            None => {
+                self.db.note_write_failed();
+                Err(CommandError::StorageUnavailable(format!(
+                    "{} {id}: the write was reported committed, but the log holds no event of it",
+                    A::TYPE
+                )))
+            }
+        }
     }
 
     /// The first event written under this idempotency key, if any. The same key with a different

@@ -189,6 +189,9 @@ struct Signals {
     checkpoints: watch::Sender<u64>,
     /// Appends of this process refused because a concurrent one got there first.
     contended: std::sync::atomic::AtomicU64,
+    /// Set when a write failed because the storage refused it (disk full, read-only, I/O error,
+    /// unreachable); cleared by the next write that commits. `/readyz` answers 503 while it is set.
+    writes_failing: std::sync::atomic::AtomicBool,
 }
 
 /// The event store's database: the pools, the backend, the wake-up signals and the projector leases.
@@ -221,6 +224,7 @@ impl Database {
             appended: watch::channel(0).0,
             checkpoints: watch::channel(0).0,
             contended: std::sync::atomic::AtomicU64::new(0),
+            writes_failing: std::sync::atomic::AtomicBool::new(false),
         });
         let database = match backend {
             Backend::Sqlite => {
@@ -234,6 +238,7 @@ impl Database {
                 let native = SqlitePoolOptions::new()
                     .max_connections(SQLITE_MAX_CONNECTIONS)
                     .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
                     .connect_with(options)
                     .await?;
                 // The file exists now; the Any driver takes its options from the URL only, so the
@@ -241,6 +246,7 @@ impl Database {
                 let pool = AnyPoolOptions::new()
                     .max_connections(SQLITE_MAX_CONNECTIONS)
                     .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
@@ -269,11 +275,13 @@ impl Database {
                 let native = PgPoolOptions::new()
                     .max_connections(POSTGRES_MAX_CONNECTIONS)
                     .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
                     .connect_with(options.clone())
                     .await?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(POSTGRES_MAX_CONNECTIONS)
                     .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
                     .connect(url)
                     .await?;
                 Self {
@@ -363,6 +371,68 @@ impl Database {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Records that a write failed because the storage refused it ([`is_unavailable`]): until a
+    /// write commits again, [`Database::writes_ok`] probes the storage before saying yes.
+    pub fn note_write_failed(&self) {
+        self.signals
+            .writes_failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records that a write committed: the storage takes writes.
+    pub fn note_write_committed(&self) {
+        self.signals
+            .writes_failing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the storage takes writes. Answered from memory while no write has failed since the
+    /// last one that committed; after a failure, by committing a probe write (which clears the
+    /// failure when it commits), so recovery is seen without waiting for a client's write.
+    pub async fn writes_ok(&self) -> bool {
+        if !self
+            .signals
+            .writes_failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return true;
+        }
+        match self.probe_write().await {
+            Ok(()) => {
+                self.note_write_committed();
+                true
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the storage still refuses writes");
+                false
+            }
+        }
+    }
+
+    /// Commits a write that changes nothing anyone reads, durably, as every event is committed.
+    /// SQLite: rewrites `user_version` (unused by the schema) with its own value, so a page of the
+    /// file is written, synced and committed. PostgreSQL: a transaction that is given an id, so
+    /// its commit record is written and flushed (a read-only server refuses it).
+    async fn probe_write(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        match self.backend {
+            Backend::Sqlite => {
+                let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&format!("PRAGMA user_version = {version}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Backend::Postgres => {
+                sqlx::query("SELECT CAST(txid_current() AS TEXT)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await
+    }
+
     /// Tells in-process consumers that new events were committed.
     pub fn notify_appended(&self) {
         bump(&self.signals.appended);
@@ -393,6 +463,23 @@ impl Database {
     }
 }
 
+/// Whether a connection handed back to its pool may be handed out again: not while sqlx still counts
+/// it inside a transaction. When a COMMIT fails (SQLite on a full disk: `SQLITE_FULL`), SQLite has
+/// already rolled the transaction back, the ROLLBACK sqlx then sends fails, and sqlx's count stays
+/// at one. Reused, that connection would open every later transaction as a SAVEPOINT and "commit"
+/// it with a RELEASE that commits nothing, holding the write lock forever: the success answered
+/// with nothing written. Such a connection is closed instead (closing rolls back whatever it
+/// holds), and the pool opens a fresh one.
+fn reusable<C: sqlx::Connection>(conn: &C) -> bool {
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!(
+            "closing a database connection left inside a transaction (a failed commit or rollback)"
+        );
+    }
+    clean
+}
+
 fn bump(signal: &watch::Sender<u64>) {
     signal.send_modify(|count| *count = count.wrapping_add(1));
 }
@@ -404,8 +491,9 @@ impl StoreError {
     }
 }
 
-/// Whether `err` says the database could not be reached or is going away — a restart, a failover,
-/// a connection pool with no connection to give — rather than that the statement or the data is
+/// Whether `err` says the storage could not take the request — the database could not be reached or
+/// is going away (a restart, a failover, a pool with no connection to give), or it refused to write
+/// (disk full, read-only file or server, I/O error) — rather than that the statement or the data is
 /// wrong. Retrying later may succeed; for a write, the outcome of an interrupted commit is unknown,
 /// which an idempotency key resolves.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
@@ -418,14 +506,30 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             let code = code.as_ref();
             // PostgreSQL: class 08 (connection exception), 57P01 admin shutdown, 57P02 crash
-            // shutdown, 57P03 cannot connect now (starting up, recovering), 53300 too many
-            // connections. SQLite: SQLITE_BUSY and its extended codes (the busy timeout ran out).
+            // shutdown, 57P03 cannot connect now (starting up, recovering), 53100 disk full,
+            // 53200 out of memory, 53300 too many connections, 58030 I/O error, 25006 read-only
+            // transaction (a standby, or a server set read-only).
             code.starts_with("08")
-                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
-                || matches!(code, "5" | "261" | "517" | "773")
+                || matches!(
+                    code,
+                    "57P01" | "57P02" | "57P03" | "53100" | "53200" | "53300" | "58030" | "25006"
+                )
+                || sqlite_storage_failure(code)
         }),
         _ => false,
     }
+}
+
+/// SQLite result codes (sqlx reports the extended code; its low byte is the primary one) that say
+/// the storage, not the statement, failed: SQLITE_BUSY (5, the busy timeout ran out), SQLITE_LOCKED
+/// (6), SQLITE_READONLY (8, a read-only file or directory), SQLITE_IOERR (10, every I/O error),
+/// SQLITE_FULL (13, disk full), SQLITE_CANTOPEN (14, the file or its WAL cannot be opened).
+/// SQLite's codes have at most four digits; a PostgreSQL SQLSTATE always has five characters.
+fn sqlite_storage_failure(code: &str) -> bool {
+    code.len() <= 4
+        && code
+            .parse::<u32>()
+            .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// The URL without its password (in the authority or a `password=` parameter), for error messages

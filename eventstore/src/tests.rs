@@ -229,3 +229,199 @@ fn only_failures_to_reach_the_database_count_as_unavailable() {
         .is_unavailable()
     );
 }
+
+#[test]
+fn storage_refusals_count_as_unavailable_and_statement_errors_do_not() {
+    use crate::database::is_unavailable;
+    let sqlite = |code: &str| {
+        sqlx::Error::Database(Box::new(TestDbError {
+            code: code.to_string(),
+        }))
+    };
+    // SQLITE_FULL, SQLITE_READONLY, SQLITE_READONLY_DBMOVED, SQLITE_IOERR_WRITE, SQLITE_IOERR_FSYNC,
+    // SQLITE_CANTOPEN, SQLITE_BUSY_SNAPSHOT.
+    for code in ["13", "8", "1032", "778", "1034", "14", "517"] {
+        assert!(is_unavailable(&sqlite(code)), "{code}");
+    }
+    // SQLITE_CONSTRAINT_PRIMARYKEY (an optimistic-lock conflict), SQLITE_CONSTRAINT_UNIQUE, SQLITE_ERROR.
+    for code in ["1555", "2067", "1"] {
+        assert!(!is_unavailable(&sqlite(code)), "{code}");
+    }
+    // PostgreSQL: disk full, I/O error, read-only transaction, but not a unique violation or a
+    // serialization failure, whose numbers must not be read as SQLite's.
+    for code in ["53100", "58030", "25006"] {
+        assert!(is_unavailable(&sqlite(code)), "{code}");
+    }
+    for code in ["23505", "40001", "22012"] {
+        assert!(!is_unavailable(&sqlite(code)), "{code}");
+    }
+}
+
+/// A database error with only a code, as a driver reports it.
+#[derive(Debug)]
+struct TestDbError {
+    code: String,
+}
+
+impl std::fmt::Display for TestDbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "code {}", self.code)
+    }
+}
+
+impl std::error::Error for TestDbError {}
+
+impl sqlx::error::DatabaseError for TestDbError {
+    fn message(&self) -> &str {
+        "test"
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(std::borrow::Cow::Borrowed(&self.code))
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts one of `size` (e.g. `8m`), or says why not and gives `None` when not root.
+    fn mount(size: &str) -> Option<Self> {
+        let root = std::fs::read_to_string("/proc/self/status")
+            .map(|status| {
+                status.lines().any(|line| {
+                    line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0")
+                })
+            })
+            .unwrap_or(false);
+        if !root {
+            eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {}",
+            dir.path().display()
+        );
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system until it refuses with ENOSPC; removing the file gives the space back.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..100_000 {
+            if let Err(err) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+                assert_eq!(err.raw_os_error(), Some(28), "expected ENOSPC: {err}");
+                return path;
+            }
+        }
+        panic!("the tmpfs never filled up");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// One append of a large event in its own transaction on the append pool, committed.
+async fn append_large(db: &Database, id: &str, sequence: i64) -> Result<(), sqlx::Error> {
+    let crate::database::NativePool::Sqlite(pool) = db.native() else {
+        unreachable!("an SQLite database")
+    };
+    let payload = serde_json::json!({ "text": "x".repeat(60_000) }).to_string();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Vehicle', $1, $2, 'VehicleStocked', '1.0', $3, '{}')",
+    )
+    .bind(id)
+    .bind(sequence)
+    .bind(&payload)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+#[tokio::test]
+async fn a_commit_a_full_disk_refused_is_an_error_and_later_commits_are_durable() {
+    let Some(fs) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let url = format!("sqlite://{}", fs.path().join("store.db").display());
+    let db = Database::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let other = Database::connect(&url).await.unwrap();
+    let stored = |id: &'static str| {
+        let pool = other.pool().clone();
+        async move {
+            let count: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            count
+        }
+    };
+    append_large(&db, "before", 1).await.unwrap();
+
+    // More attempts than the pool has connections, so every connection a refused commit left behind
+    // is used again. Before the pool closed connections left inside a transaction, the second
+    // attempt on such a connection "committed" inside a transaction that never ended.
+    let filler = fs.fill();
+    for attempt in 1..=12 {
+        let refused = append_large(&db, "during", attempt)
+            .await
+            .expect_err("a full disk takes no commit");
+        assert!(
+            crate::database::is_unavailable(&refused),
+            "a full disk is a storage failure: {refused}"
+        );
+    }
+    std::fs::remove_file(filler).unwrap();
+
+    // The space is back: on the same pool, without a restart, every commit is real at once.
+    for sequence in 1..=12 {
+        append_large(&db, "after", sequence).await.unwrap();
+        assert_eq!(
+            stored("after").await,
+            sequence,
+            "another connection sees the commit"
+        );
+    }
+    assert_eq!(stored("before").await, 1);
+    assert_eq!(stored("during").await, 0, "nothing of the refused appends");
+    other.close().await;
+    db.close().await;
+}

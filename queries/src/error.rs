@@ -36,8 +36,9 @@ pub mod codes {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     /// A free-text input held a card number; it was neither stored nor repeated.
     pub const CARD_NUMBER_REFUSED: &str = "CARD_NUMBER_REFUSED";
-    /// The database could not be reached (a restart, a failover); retry. A mutation's write may or
-    /// may not have been made: retry it with the same idempotency key.
+    /// The database could not be reached (a restart, a failover) or refused to write (disk full,
+    /// read-only, I/O error); retry. A mutation's write may or may not have been made: retry it with
+    /// the same idempotency key. Nothing is half-written.
     pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     /// Something failed inside the server; the detail is in the server log.
     pub const INTERNAL: &str = "INTERNAL";
@@ -74,13 +75,13 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// Logs `detail` and answers that the database could not be reached, without the detail.
+    /// Logs `detail` and answers that the storage could not take the request, without the detail.
     pub fn storage_unavailable(detail: impl std::fmt::Display) -> Self {
-        tracing::warn!(error = %detail, "database unavailable, answered as STORAGE_UNAVAILABLE");
+        tracing::warn!(error = %detail, "storage unavailable, answered as STORAGE_UNAVAILABLE");
         Self::new(
             codes::STORAGE_UNAVAILABLE,
-            "the database could not be reached; retry (a mutation with the same idempotency key \
-             is never applied twice)",
+            "the database could not be reached or could not write; retry (a mutation with the same \
+             idempotency key is never applied twice)",
         )
     }
 }

@@ -26,4 +26,5 @@ mod rebuild;
 mod reports;
 mod rows;
 mod schema;
+mod storage;
 mod transfer;
