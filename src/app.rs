@@ -9,7 +9,7 @@ use anyhow::Context;
 use commands::accounts::oidc::{OidcSettings, OidcVerifier};
 use commands::accounts::tokens::TokenKeys;
 use commands::accounts::{AccountSettings, Accounts};
-use commands::clock::{SystemClock, UuidV7};
+use commands::clock::{Clock, SystemClock, UuidV7};
 use commands::insurance::Insurance;
 use commands::insurers::{Insurer, InsurerPanel};
 use commands::signing::PolicySigner;
@@ -91,6 +91,17 @@ impl Application {
         settings: ServeArgs,
         insurers: Vec<Arc<dyn Insurer>>,
     ) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, insurers, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Application::build_with_insurers`], with the clock every dealership command reads
+    /// "now" from (tests move it forward to let loans fall due, policies expire and booked slots
+    /// begin). Accounts keep the system clock: sign-ins and tokens live in real time.
+    pub async fn build_with_clock(
+        settings: ServeArgs,
+        insurers: Vec<Arc<dyn Insurer>>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         settings.validate().context("checking the settings")?;
         let insurers = InsurerPanel::new(insurers, settings.insurer_timeout());
         let (signer, created) = PolicySigner::load_or_create(&settings.signing_key_file)
@@ -160,13 +171,13 @@ impl Application {
         let dealership = Arc::new(Dealership::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             Arc::new(UuidV7),
         ));
         let insurance = Arc::new(Insurance::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             Arc::new(UuidV7),
             insurers,
             signer.clone(),
@@ -174,19 +185,19 @@ impl Application {
         let bookings = Arc::new(Bookings::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             Arc::new(UuidV7),
         ));
         let loans = Arc::new(commands::loans::Loans::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             Arc::new(UuidV7),
         ));
         let payments = Arc::new(Payments::new(
             ledger.db.clone(),
             ledger.upcasters.clone(),
-            Arc::new(SystemClock),
+            clock.clone(),
             Arc::new(UuidV7),
         ));
         let read_models = ReadModels::new(

@@ -31,7 +31,8 @@ pub mod reports;
 pub mod runtime;
 
 pub use runtime::{
-    HeldBack, ProjectionError, Projections, Projector, ProjectorStatus, Step, all_projectors,
+    BATCH_EVENTS, HeldBack, ProjectionError, Projections, Projector, ProjectorStatus, Step,
+    all_projectors,
 };
 
 /// Timestamps in read models: RFC 3339, UTC, milliseconds, `Z` (sorts as text).

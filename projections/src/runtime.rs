@@ -213,20 +213,23 @@ impl Projections {
 
     /// Applies one batch after the checkpoint, in one transaction with the checkpoint move.
     pub async fn step(&self, name: &str) -> Result<Step, ProjectionError> {
-        self.step_with_fault(name, || Ok(())).await
+        self.step_with_fault(name, BATCH_EVENTS, || Ok(())).await
     }
 
-    /// [`Projections::step`] with a hook run after the batch is applied and the checkpoint moved but
-    /// before the commit. Returning an error rolls everything back: tests use it to prove that a crash
-    /// at that instant loses nothing and applies nothing twice.
+    /// [`Projections::step`] for a batch of at most `limit` events (1 to [`BATCH_EVENTS`]), with a
+    /// hook run after the batch is applied and the checkpoint moved but before the commit. Returning
+    /// an error rolls everything back: tests use it to prove that a crash at that instant, after any
+    /// number of events, loses nothing and applies nothing twice.
     pub async fn step_with_fault(
         &self,
         name: &str,
+        limit: u32,
         before_commit: impl FnOnce() -> Result<(), ProjectionError>,
     ) -> Result<Step, ProjectionError> {
         let entry = self.entry(name)?;
         let _gate = entry.gate.read().await;
-        match self.apply_batch(entry, BATCH_EVENTS, before_commit).await {
+        let limit = limit.clamp(1, BATCH_EVENTS);
+        match self.apply_batch(entry, limit, before_commit).await {
             Ok(step) => Ok(step),
             Err(BatchFailure::Before(err)) => Err(err),
             Err(BatchFailure::At {

@@ -73,11 +73,13 @@ async fn write_history(dealership: &Dealership, first: usize, vehicles: usize) {
     }
 }
 
-/// Every row of every read-model table, as text, in a stable order.
+/// Every row of every table of every projector, as text, in a stable order.
 async fn dump(ledger: &Ledger) -> Vec<String> {
     let mut rows = Vec::new();
-    for table in ["catalog_vehicles", "customers", "orders"] {
-        rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
+    for projector in projections::all_projectors() {
+        for table in projector.tables() {
+            rows.extend(crate::rows::prefixed_rows(ledger.db.pool(), table).await);
+        }
     }
     rows
 }
@@ -103,7 +105,7 @@ async fn a_crash_between_applying_a_batch_and_committing_it_applies_nothing_twic
             .unwrap();
         let crashed = ledger
             .projections
-            .step_with_fault("catalog", || {
+            .step_with_fault("catalog", projections::BATCH_EVENTS, || {
                 Err(ProjectionError::Injected("power cut".into()))
             })
             .await;
