@@ -171,6 +171,25 @@ fn admin_of(settings: &ServeArgs) -> (String, String) {
     (email.to_owned(), password.to_owned())
 }
 
+/// Starts the application on a fresh database in `dir`, its dealership commands reading "now" from
+/// `clock`.
+pub async fn spawn_with_clock(
+    dir: &tempfile::TempDir,
+    clock: std::sync::Arc<dyn commands::clock::Clock>,
+) -> TestApp {
+    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    with_admin(&mut settings);
+    let admin = admin_of(&settings);
+    let insurers = commands::insurers::InsurerPanel::partner_tariffs();
+    start(
+        Application::build_with_clock(settings, insurers, clock)
+            .await
+            .expect("the application builds"),
+        admin,
+    )
+    .await
+}
+
 async fn start(app: Application, (email, password): (String, String)) -> TestApp {
     let addr = app.local_addr();
     let projections = app.projections();

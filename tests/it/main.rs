@@ -4,6 +4,7 @@
 mod access;
 mod bad_input;
 mod bookings;
+mod crash;
 mod customer_history;
 mod customer_journey;
 mod door;
@@ -25,6 +26,7 @@ mod readme;
 mod rebuild;
 mod reports;
 mod rows;
+mod scenario;
 mod schema;
 mod storage;
 mod transfer;
