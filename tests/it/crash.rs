@@ -151,7 +151,10 @@ async fn killed_twice(seed: u64) {
     let url = crate::helpers::database_url(&dir.path().join("autosalon.db"));
     let mut server = scenario::server::ServerProcess::start(&url, dir.path(), "server").await;
     let base = Arc::new(RwLock::new(server.base.clone()));
-    let target = Arc::new(drive::Target::restartable(base.clone()));
+    let target = Arc::new(drive::Target::restartable(
+        base.clone(),
+        server.admin_client().await,
+    ));
 
     let driver = {
         let (plan, target) = (plan.clone(), target.clone());

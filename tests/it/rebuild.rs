@@ -116,6 +116,12 @@ async fn every_read_model_rebuilt_from_zero_equals_the_live_one_over_scenarios_t
             );
         }
         ledger.db.close().await;
+        eprintln!(
+            "seed {seed}: {} event types, {} accounts, {} insurer products still unreached",
+            never(&every_event, &reached).len(),
+            never(&every_account, &moved).len(),
+            never(&every_product, &products).len()
+        );
     }
     eprintln!("{seeds} scenarios compared");
     assert!(

@@ -10,7 +10,10 @@
 //! rejected, approved, paid) and expired; workshop bookings made, moved, started, completed at a
 //! cost, cancelled and missed; and refusals tried along the way (an overpayment, a handover before
 //! payment, a rival order for a reserved car, a double-booked mechanic, a wrong premium), each of
-//! which must write nothing.
+//! which must write nothing. Accounts are created for customers and staff, granted and revoked
+//! roles, given new passwords by an admin and by their holders, locked out and disabled, and
+//! partner insurers' API keys are issued and revoked: none of that moves money, but it is played,
+//! rebuilt and crash-tested with the rest.
 //!
 //! [`drive::run`] plays a scenario against a server over GraphQL in time order and keeps a
 //! [`shadow::Shadow`] ledger from its own inputs and the documented posting rules: prices,

@@ -31,6 +31,10 @@ pub struct Story {
     /// One policy, or two (OSAGO and KASKO).
     pub insurance: Vec<InsurancePlan>,
     pub bookings: Vec<BookingPlan>,
+    /// An account for the story's customer or for a member of staff, and what happens to it.
+    pub account: Option<AccountPlan>,
+    /// An API key for a partner insurer.
+    pub partner_key: Option<PartnerKeyPlan>,
 }
 
 #[derive(Clone, Debug)]
@@ -268,6 +272,77 @@ pub enum BookingOutcome {
     NoShow,
 }
 
+/// The staff roles an account may be created with or granted (GraphQL names).
+pub const STAFF_ROLES: [&str; 6] = [
+    "SALES",
+    "FINANCE",
+    "INSURANCE",
+    "SERVICE",
+    "AUDITOR",
+    "ANALYST",
+];
+
+#[derive(Clone, Debug)]
+pub struct AccountPlan {
+    /// The story's customer's own account (`CLIENT`), else a member of staff's.
+    pub client: bool,
+    /// The staff role it is created with (index into [`STAFF_ROLES`]).
+    pub role: usize,
+    /// Another staff role granted later (for a client's account: tried, and refused, since the
+    /// roles do not mix).
+    pub granted: Option<usize>,
+    /// After the grant, the first role is revoked (staff only: the account keeps a role).
+    pub revoked: bool,
+    /// An admin sets a new password (the holder lost theirs).
+    pub password_reset: bool,
+    /// The holder signs in and changes the password.
+    pub password_changed: bool,
+    /// Wrong passwords until the account is locked out.
+    pub locked_out: bool,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PartnerKeyPlan {
+    pub insurer: usize,
+    pub revoked: bool,
+}
+
+fn account() -> impl Strategy<Value = AccountPlan> {
+    (
+        proptest::bool::weighted(0.3),
+        0usize..STAFF_ROLES.len(),
+        proptest::option::weighted(0.5, 1usize..STAFF_ROLES.len()),
+        (
+            any::<bool>(),
+            proptest::bool::weighted(0.4),
+            proptest::bool::weighted(0.4),
+            proptest::bool::weighted(0.3),
+            proptest::bool::weighted(0.3),
+        ),
+    )
+        .prop_map(
+            |(client, role, granted, (revoked, reset, changed, locked_out, disabled))| {
+                // A role other than the first.
+                let granted = granted.map(|n| (role + n) % STAFF_ROLES.len());
+                AccountPlan {
+                    client,
+                    role,
+                    granted,
+                    revoked: revoked && granted.is_some() && !client,
+                    password_reset: reset,
+                    password_changed: changed,
+                    locked_out,
+                    disabled,
+                }
+            },
+        )
+}
+
+fn partner_key() -> impl Strategy<Value = PartnerKeyPlan> {
+    (0usize..5, any::<bool>()).prop_map(|(insurer, revoked)| PartnerKeyPlan { insurer, revoked })
+}
+
 fn discount() -> impl Strategy<Value = Discount> {
     prop_oneof![
         (1u32..=30).prop_map(Discount::Percent),
@@ -318,13 +393,13 @@ fn loan() -> impl Strategy<Value = LoanPlan> {
         2 => Just(LoanEnding::RepaidAtOnce),
     ];
     let decision = prop_oneof![
-        6 => Just(Decision::Approved),
+        4 => Just(Decision::Approved),
         1 => Just(Decision::RefusedByPolicy),
         1 => Just(Decision::RejectedByStaff),
     ];
     (
         kind,
-        (0u32..1000, proptest::option::weighted(0.2, 0u32..1000)),
+        (0u32..1000, proptest::option::weighted(0.5, 0u32..1000)),
         (0u32..=60, any::<bool>(), 0u32..1000),
         decision,
         (
@@ -569,6 +644,10 @@ fn story() -> impl Strategy<Value = Story> {
         prop_oneof![1 => Just(0usize), 2 => Just(1usize), 2 => Just(2usize)],
         proptest::collection::vec(insurance(), 2),
         proptest::collection::vec(booking(), 0..=2),
+        (
+            proptest::option::weighted(0.35, account()),
+            proptest::option::weighted(0.2, partner_key()),
+        ),
     )
         .prop_map(
             |(
@@ -578,6 +657,7 @@ fn story() -> impl Strategy<Value = Story> {
                 policies,
                 mut insurance,
                 bookings,
+                (account, partner_key),
             )| Story {
                 start_day,
                 stagger_minutes: stagger,
@@ -592,6 +672,8 @@ fn story() -> impl Strategy<Value = Story> {
                 vehicle,
                 fate,
                 bookings,
+                account,
+                partner_key,
             },
         )
 }

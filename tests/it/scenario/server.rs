@@ -1,4 +1,5 @@
-//! The server as its own process (the real binary), so a test can kill it with SIGKILL.
+//! The server as its own process (the real binary), so a test can kill it with SIGKILL. It starts
+//! with the tests' first admin and keeps both its keys in the test's directory.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -29,6 +30,15 @@ impl ServerProcess {
             .env("AUTOSALON_DATABASE_URL", database_url)
             .env("AUTOSALON_LISTEN", format!("127.0.0.1:{port}"))
             .env("AUTOSALON_SIGNING_KEY_FILE", dir.join("signing.key"))
+            .env("AUTOSALON_TOKEN_KEY_FILE", dir.join("token.key"))
+            .env(
+                "AUTOSALON_BOOTSTRAP_ADMIN",
+                format!(
+                    "{}:{}",
+                    crate::helpers::ADMIN_EMAIL,
+                    crate::helpers::ADMIN_PASSWORD
+                ),
+            )
             .env("AUTOSALON_GRAPHIQL", "false")
             .env("AUTOSALON_LOG", "warn")
             .stdout(Stdio::null())
@@ -59,6 +69,33 @@ impl ServerProcess {
             assert!(Instant::now() < deadline, "{} not ready in time", self.base);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A client that sends the first admin's access token, signed in on this server. The token
+    /// stays good on the servers started after it on the same database and key files.
+    pub async fn admin_client(&self) -> reqwest::Client {
+        let addr = self
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a socket address");
+        let token = crate::helpers::login(
+            &reqwest::Client::new(),
+            addr,
+            crate::helpers::ADMIN_EMAIL,
+            crate::helpers::ADMIN_PASSWORD,
+        )
+        .await
+        .expect("the first admin signs in");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
     }
 
     /// SIGKILL: no shutdown hook runs, in-flight requests and transactions just stop.

@@ -14,6 +14,7 @@ pub(super) enum Action {
     Loan(LoanStep),
     Policy(PolicyStep),
     Workshop(WorkshopStep),
+    Accounts(AccountStep),
 }
 
 /// Customers, cars, orders and the money paid towards them.
@@ -110,6 +111,28 @@ pub(super) enum WorkshopStep {
 impl From<WorkshopStep> for Action {
     fn from(step: WorkshopStep) -> Self {
         Action::Workshop(step)
+    }
+}
+
+/// The story's account and partner key.
+#[derive(Clone, Debug)]
+pub(super) enum AccountStep {
+    CreateAccount(AccountPlan),
+    GrantRole(usize),
+    /// A staff role granted to a client's account: refused.
+    GrantStaffRoleToClient(usize),
+    RevokeFirstRole,
+    ResetPassword,
+    ChangeOwnPassword,
+    LockOut,
+    DisableAccount,
+    IssuePartnerKey(usize),
+    RevokePartnerKey,
+}
+
+impl From<AccountStep> for Action {
+    fn from(step: AccountStep) -> Self {
+        Action::Accounts(step)
     }
 }
 
@@ -487,6 +510,45 @@ pub(super) fn expand(scenario: &Scenario) -> Vec<Step> {
                     let (d, m) = at(start + 30);
                     out.push(d, m, WorkshopStep::MarkNoShow(n), true);
                 }
+            }
+        }
+        // The next day, after the customer (if it is their account) registered the day before.
+        if let Some(plan) = &story.account {
+            let (d, m) = (d0 + 1, m0 + 60);
+            out.push(d, m, AccountStep::CreateAccount(plan.clone()), false);
+            let client = plan.client && customer_story(&scenario.stories, k) == k;
+            match plan.granted {
+                Some(role) if client => {
+                    out.push(d, m + 1, AccountStep::GrantStaffRoleToClient(role), false)
+                }
+                Some(role) => out.push(d, m + 1, AccountStep::GrantRole(role), false),
+                None => {}
+            }
+            if plan.revoked && !client {
+                out.push(d, m + 2, AccountStep::RevokeFirstRole, false);
+            }
+            if plan.password_reset {
+                out.push(d, m + 3, AccountStep::ResetPassword, false);
+            }
+            if plan.password_changed {
+                out.push(d, m + 4, AccountStep::ChangeOwnPassword, false);
+            }
+            if plan.locked_out {
+                out.push(d, m + 5, AccountStep::LockOut, false);
+            }
+            if plan.disabled {
+                out.push(d, m + 6, AccountStep::DisableAccount, false);
+            }
+        }
+        if let Some(key) = &story.partner_key {
+            out.push(
+                d0 + 1,
+                m0 + 70,
+                AccountStep::IssuePartnerKey(key.insurer),
+                false,
+            );
+            if key.revoked {
+                out.push(d0 + 2, m0 + 70, AccountStep::RevokePartnerKey, false);
             }
         }
     }
