@@ -292,67 +292,10 @@ impl sqlx::error::DatabaseError for TestDbError {
     }
 }
 
-/// A small tmpfs mounted for one test (root only), unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one of `size` (e.g. `8m`), or says why not and gives `None` when not root.
-    fn mount(size: &str) -> Option<Self> {
-        let root = std::fs::read_to_string("/proc/self/status")
-            .map(|status| {
-                status.lines().any(|line| {
-                    line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0")
-                })
-            })
-            .unwrap_or(false);
-        if !root {
-            eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "mounting a tmpfs at {}",
-            dir.path().display()
-        );
-        Some(Self { dir })
-    }
-
-    fn path(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system until it refuses with ENOSPC; removing the file gives the space back.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let path = self.path().join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0u8; 64 * 1024];
-        for _ in 0..100_000 {
-            if let Err(err) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
-                assert_eq!(err.raw_os_error(), Some(28), "expected ENOSPC: {err}");
-                return path;
-            }
-        }
-        panic!("the tmpfs never filled up");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
+// The same small-tmpfs helper the application's storage test uses (one copy, in `tests/support`).
+#[path = "../../tests/support/tmpfs.rs"]
+mod tmpfs;
+use tmpfs::Tmpfs;
 
 /// One append of a large event in its own transaction on the append pool, committed.
 async fn append_large(db: &Database, id: &str, sequence: i64) -> Result<(), sqlx::Error> {
