@@ -58,9 +58,10 @@ use cqrs_es::persist::EventUpcaster;
 /// The upcasters for every event schema that has changed since it was first stored.
 ///
 /// This is the one place where upcasters are registered: the event store wires exactly this list
-/// into its repository. Every event is still at version `"1.0"`, so the list is empty today. When an
-/// event's payload changes, bump its `event_version` and add an upcaster here that rewrites payloads
-/// of the old version into the new one; never edit stored events.
+/// into its repository. When an event's payload changes, bump its `event_version` and add an
+/// upcaster here that rewrites payloads of the old version into the new one; never edit stored
+/// events. Registered: `LoanApproved` and `LoanDisbursed` 1.0 → 2.0 (actual-day interest, see
+/// [`loan::upcasters`]).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    Vec::new()
+    loan::upcasters()
 }

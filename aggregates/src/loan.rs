@@ -26,14 +26,22 @@
 //!   price from the order's total. The credit score must be 300–850, the term within the type's
 //!   limits, the income not negative, and the down payment at least 0 and below the price. The
 //!   details can be changed only while the application is a draft.
+//! - **Interest** is counted by actual days (see [`schedule`] for the formula, the year split, the
+//!   annuity payment, the first instalment's irregular period and the last instalment's
+//!   adjustment): `balance × annual rate × days / 365 or 366`. The day count is fixed in the
+//!   approval ([`DayCount`]) for the loan's whole life: loans approved before it (`LoanApproved`
+//!   1.0) keep the legacy "monthly, 1/12" rule and the schedules their events carry.
 //! - **Decision.** Made only under review, by [`credit::decide`]. An approval fixes the rate, the
-//!   schedule kind and the whole schedule in the event (so a later change to the policy or to
-//!   rounding never rewrites an issued schedule); a refusal records every failed rule. The first due
-//!   date comes in the command and must be after the decision date and at most
-//!   [`MAX_FIRST_DUE_MONTHS`] months after it (the first period's interest is one month's, so a later
-//!   date would defer repayment interest-free). Staff may reject by hand, with a
-//!   reason, at any point before disbursement.
-//! - **Disbursement** must be dated before the first due date.
+//!   schedule kind, the day count and the whole schedule in the event (so a later change to the
+//!   policy or to rounding never rewrites an issued schedule); a refusal records every failed rule.
+//!   The schedule is the offer: its first period runs from the decision's business date (the
+//!   command carries it: the dealership's calendar day, not UTC's). The first due date comes in
+//!   the command and must be after the decision date and at most [`MAX_FIRST_DUE_MONTHS`] months
+//!   after it. Staff may reject by hand, with a reason, at any point before disbursement.
+//! - **Disbursement** must be dated before the first due date. Money lent on another day than the
+//!   decision re-issues the schedule in `LoanDisbursed` (same payment or principal part, same due
+//!   dates, the first period from the disbursement), so no day is charged before the money is lent
+//!   and none is left out.
 //! - **Repayments** pay the oldest instalment not yet fully paid first, and within an instalment
 //!   its interest before its principal; an amount beyond what is left to pay on the whole schedule is
 //!   refused. Paying the last instalment completes the loan. A payment may run ahead of the schedule
@@ -41,30 +49,36 @@
 //! - **Early repayment** is refused while any instalment due before the payment date is unpaid
 //!   (`LOAN_IN_ARREARS`: pay the arrears first) or while the next instalment is partly paid
 //!   (`INSTALMENT_PARTLY_PAID`: pay the rest of it first).
-//!   - *Partial*: the whole amount reduces the principal, which must stay above zero. It counts from
-//!     the start of the current period: the schedule is recalculated from the next unpaid
-//!     instalment (same numbers and due dates) on the reduced balance, so that instalment's interest
-//!     is a month's interest on the reduced balance. `SHORTEN_TERM` keeps the payment (annuity) or the
-//!     principal part (differentiated) and drops instalments from the end; `LOWER_PAYMENT` keeps the
-//!     number of instalments and lowers the payment. The new schedule is carried in the event.
-//!   - *Full*: the payoff is the outstanding principal plus the interest accrued in the current
-//!     period by actual days: `round(principal × annual rate / 12 × elapsed days / days in period)`,
-//!     where the period runs from the previous due date (or the disbursement date) to the next due
-//!     date, and the elapsed days are clamped to the period. The amount paid must equal the payoff
+//!   - *Accrued interest* on a date is the interest on the outstanding principal by actual days from
+//!     the start of the period in progress (the previous due date, the disbursement, or the last
+//!     partial early repayment, whichever is latest) to that date, clamped to the period, rounded
+//!     once to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING). Paying instalments
+//!     ahead of time moves the period in progress forward, so a repayment before it starts accrues
+//!     nothing.
+//!   - *Partial*: the amount pays the interest accrued to its date first and the rest reduces the
+//!     principal, which must stay above zero; an amount not above the accrued interest is refused
+//!     (`EARLY_REPAYMENT_BELOW_ACCRUED_INTEREST`). Federal Law 353-FZ art. 11 p. 4: on an early
+//!     repayment the borrower pays the interest on the repaid amount up to the day of repayment, so
+//!     nothing accrued is forgiven. The schedule is then recalculated from the next unpaid
+//!     instalment (same numbers and due dates) on the reduced balance, that instalment's period
+//!     running from the repayment date. `SHORTEN_TERM` keeps the payment (annuity) or the principal
+//!     part (differentiated) and drops instalments from the end; `LOWER_PAYMENT` keeps the number of
+//!     instalments and lowers the payment. The new schedule is carried in the event.
+//!   - *Full*: the payoff is the outstanding principal plus the interest accrued to the date: the
+//!     same interest a partial repayment that day pays first. The amount paid must equal the payoff
 //!     (`PAYOFF_AMOUNT_MISMATCH` tells the expected amount; [`Loan::payoff`] and the `payoff(on)`
 //!     query quote it); the loan is then completed.
-//!   - Why the two differ: after a partial repayment the current period's interest is still paid,
-//!     at the next due date, as a month's interest on the reduced balance; a full repayment ends the
-//!     loan today, so there is no next due date and the period's interest is charged by the days
-//!     elapsed. Paying instalments ahead of time moves the current period forward, so a payoff
-//!     before it starts carries no interest.
+//!   - Legacy "monthly, 1/12" loans keep their old rules: a partial amount goes wholly to principal
+//!     and the next instalment takes a month's interest on the reduced balance; the accrued
+//!     interest of a payoff is `principal × annual rate / 12 × elapsed days / days in period`.
 //! - **Arrears.** `AssessArrears { as_of }` (staff or a daily job) marks every instalment unpaid
 //!   after its due date as overdue. When the oldest unpaid instalment is more than
 //!   [`DEFAULT_AFTER_DAYS_PAST_DUE`] (60) calendar days past due, the loan is defaulted: the threshold
 //!   of Federal Law 353-FZ art. 14, after which a Russian lender may demand the whole loan back.
 //!   Repaying an overdue instalment clears it; a defaulted loan accepts no further command
 //!   (collection happens outside this ledger).
-//! - Dates (`paid_on`, `as_of`, `disbursed_on`) come in commands, from the command layer's clock.
+//! - Dates (`decided_on`, `paid_on`, `as_of`, `disbursed_on`) come in commands: the business dates
+//!   of the command layer's one clock.
 
 pub mod credit;
 mod repayment;
@@ -81,8 +95,8 @@ use uuid::Uuid;
 
 use crate::money::{Currency, Money};
 use credit::{CreditDecision, CreditFinding, CreditRule};
-pub use repayment::accrued_interest;
-use schedule::{Instalment, Rule, ScheduleKind};
+pub use repayment::{accrued_interest, period_in_progress_start};
+use schedule::{Accrual, DayCount, Instalment, Rule, ScheduleKind};
 
 /// The first instalment falls due at most this many months after the decision (see
 /// [`LoanError::FirstDueDateTooLate`]).
@@ -101,6 +115,53 @@ pub fn default_first_due_date(decided_on: NaiveDate) -> NaiveDate {
     decided_on
         .checked_add_months(chrono::Months::new(1))
         .unwrap_or(NaiveDate::MAX)
+}
+
+/// The version of `LoanApproved` and `LoanDisbursed` since actual-day interest (see
+/// [`upcasters`]).
+pub const LOAN_EVENT_VERSION_2: &str = "2.0";
+
+/// Upcasters of loan events stored at version 1.0: `LoanApproved` gains the legacy day count and
+/// the UTC date of its `decided_at` as `accrues_from` (what 1.0 computed its schedule with);
+/// `LoanDisbursed` gains an empty `schedule` (the approved one stands).
+pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
+    use cqrs_es::persist::SemanticVersionEventUpcaster;
+    use serde_json::{Value, json};
+    let approved = SemanticVersionEventUpcaster::new(
+        "LoanApproved",
+        LOAN_EVENT_VERSION_2,
+        Box::new(|mut payload: Value| {
+            if let Some(body) = payload
+                .get_mut("LoanApproved")
+                .and_then(Value::as_object_mut)
+            {
+                let decided_on = body
+                    .get("decided_at")
+                    .and_then(Value::as_str)
+                    .and_then(|at| at.get(..10))
+                    .map(str::to_owned);
+                body.insert("day_count".into(), json!("MonthlyTwelfth"));
+                if let Some(decided_on) = decided_on {
+                    body.insert("accrues_from".into(), json!(decided_on));
+                }
+            }
+            payload
+        }),
+    );
+    let disbursed = SemanticVersionEventUpcaster::new(
+        "LoanDisbursed",
+        LOAN_EVENT_VERSION_2,
+        Box::new(|mut payload: Value| {
+            if let Some(body) = payload
+                .get_mut("LoanDisbursed")
+                .and_then(Value::as_object_mut)
+            {
+                body.insert("schedule".into(), json!([]));
+            }
+            payload
+        }),
+    );
+    vec![Box::new(approved), Box::new(disbursed)]
 }
 
 /// An instalment unpaid for more than this many calendar days after its due date defaults the loan.
@@ -361,6 +422,9 @@ pub enum LoanCommand {
         schedule_kind: ScheduleKind,
         first_due_date: NaiveDate,
         decided_at: DateTime<Utc>,
+        /// The business date of the decision (the dealership's calendar day of `decided_at`):
+        /// the offer's first period starts on it.
+        decided_on: NaiveDate,
     },
     Reject {
         reason: String,
@@ -409,7 +473,9 @@ pub enum LoanEvent {
     LoanReviewStarted {
         started_at: DateTime<Utc>,
     },
-    /// The terms and the whole schedule, fixed.
+    /// The terms and the whole schedule, fixed. Version 2.0 added `day_count` and `accrues_from`
+    /// (1.0 payloads are upcast to the legacy [`DayCount::MonthlyTwelfth`] and the UTC date of
+    /// `decided_at`, what 1.0 computed with).
     LoanApproved {
         annual_rate_percent: Decimal,
         schedule_kind: ScheduleKind,
@@ -420,15 +486,25 @@ pub enum LoanEvent {
         schedule: Vec<Instalment>,
         checks: Vec<CreditFinding>,
         decided_at: DateTime<Utc>,
+        /// How every period's interest of this loan is counted, for its whole life.
+        day_count: DayCount,
+        /// The day the schedule's first period starts from (the decision's business date): the
+        /// offer assumes the money is lent that day.
+        accrues_from: NaiveDate,
     },
     /// Refused by the credit policy (its failed rules) or by staff (one `STAFF_DECISION` reason).
     LoanRejected {
         reasons: Vec<CreditFinding>,
         rejected_at: DateTime<Utc>,
     },
+    /// Version 2.0 added `schedule` (1.0 payloads are upcast with none).
     LoanDisbursed {
         disbursed_on: NaiveDate,
         principal: Money,
+        /// The schedule re-issued from the disbursement date when the money is lent on another
+        /// day than the approved schedule assumed (actual-day loans only: the first period's
+        /// interest runs from the disbursement); empty when the approved schedule stands.
+        schedule: Vec<Instalment>,
     },
     LoanRepaymentRecorded {
         amount: Money,
@@ -480,7 +556,12 @@ impl DomainEvent for LoanEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            LoanEvent::LoanApproved { .. } | LoanEvent::LoanDisbursed { .. } => {
+                LOAN_EVENT_VERSION_2.to_owned()
+            }
+            _ => "1.0".to_owned(),
+        }
     }
 }
 
@@ -525,9 +606,9 @@ pub enum LoanError {
         first_due_date: NaiveDate,
         decided_on: NaiveDate,
     },
-    /// The first due date is more than [`MAX_FIRST_DUE_MONTHS`] months after the decision: the first
-    /// period's interest is one month's, so a later date would defer repayment interest-free. The
-    /// caller picks an earlier date.
+    /// The first due date is more than [`MAX_FIRST_DUE_MONTHS`] months after the decision: the
+    /// dealership's credit policy does not defer the first repayment longer. The caller picks an
+    /// earlier date.
     #[error("the first due date {first_due_date} is too late: at most {latest}")]
     FirstDueDateTooLate {
         first_due_date: NaiveDate,
@@ -573,6 +654,16 @@ pub enum LoanError {
         amount: Money,
         outstanding_principal: Money,
     },
+    /// A partial early repayment that does not exceed the interest accrued to its date, so nothing
+    /// would come off the principal. The caller pays more than `accrued_interest` (or waits for the
+    /// next instalment).
+    #[error(
+        "early repayment {amount} does not exceed the interest accrued to its date, {accrued_interest}"
+    )]
+    EarlyRepaymentNotAboveAccruedInterest {
+        amount: Money,
+        accrued_interest: Money,
+    },
     /// A full early repayment of another amount than the payoff. The caller pays `expected`.
     #[error("the payoff on this date is {expected}, not {offered}")]
     PayoffAmountMismatch { expected: Money, offered: Money },
@@ -607,6 +698,9 @@ impl LoanError {
             LoanError::InArrears { .. } => "LOAN_IN_ARREARS",
             LoanError::InstalmentPartlyPaid { .. } => "INSTALMENT_PARTLY_PAID",
             LoanError::EarlyRepaymentTooLarge { .. } => "EARLY_REPAYMENT_TOO_LARGE",
+            LoanError::EarlyRepaymentNotAboveAccruedInterest { .. } => {
+                "EARLY_REPAYMENT_BELOW_ACCRUED_INTEREST"
+            }
             LoanError::PayoffAmountMismatch { .. } => "PAYOFF_AMOUNT_MISMATCH",
             LoanError::InvalidTransition { .. } => "INVALID_LOAN_TRANSITION",
         }
@@ -726,6 +820,13 @@ pub struct Loan {
     first_due_date: Option<NaiveDate>,
     /// Kept by SHORTEN_TERM, replaced by LOWER_PAYMENT.
     fixed_part: Option<Money>,
+    /// How this loan counts interest (from its approval).
+    day_count: Option<DayCount>,
+    /// The day the approved schedule's first period starts from.
+    accrues_from: Option<NaiveDate>,
+    /// The date of the last partial early repayment: interest is settled up to it (actual-day
+    /// loans), so the period in progress accrues from it.
+    last_early_repayment_on: Option<NaiveDate>,
     instalments: Vec<ScheduledInstalment>,
     disbursed_on: Option<NaiveDate>,
     /// Principal repaid so far (instalments and early repayments), in minor units.
@@ -766,6 +867,11 @@ impl Loan {
 
     pub fn disbursed_on(&self) -> Option<NaiveDate> {
         self.disbursed_on
+    }
+
+    /// How this loan counts interest, once approved.
+    pub fn day_count(&self) -> Option<DayCount> {
+        self.day_count
     }
 
     /// The schedule in force: paid instalments as issued, the rest as last recalculated.
@@ -878,10 +984,10 @@ impl Loan {
                 schedule_kind,
                 first_due_date,
                 decided_at,
+                decided_on,
             } => {
                 transition(self.status, Action::Approve)?;
                 let details = self.details.as_ref().ok_or(LoanError::NotApplied)?;
-                let decided_on = decided_at.date_naive();
                 if first_due_date <= decided_on {
                     return Err(LoanError::FirstDueDateNotAfterDecision {
                         first_due_date,
@@ -906,6 +1012,10 @@ impl Loan {
                             annual_rate_percent,
                             details.term_months,
                         );
+                        let accrual = Accrual {
+                            day_count: DayCount::ActualDays,
+                            from: decided_on,
+                        };
                         let schedule = schedule::generate(
                             details.loan_amount,
                             annual_rate_percent,
@@ -913,6 +1023,7 @@ impl Loan {
                             1,
                             details.term_months,
                             first_due_date,
+                            accrual,
                         );
                         Ok(vec![LoanEvent::LoanApproved {
                             annual_rate_percent,
@@ -922,6 +1033,8 @@ impl Loan {
                             schedule,
                             checks,
                             decided_at,
+                            day_count: accrual.day_count,
+                            accrues_from: decided_on,
                         }])
                     }
                     CreditDecision::Refused { reasons } => Ok(vec![LoanEvent::LoanRejected {
@@ -956,9 +1069,11 @@ impl Loan {
                         first_due_date,
                     });
                 }
+                let principal = self.principal().ok_or(LoanError::NotApplied)?;
                 Ok(vec![LoanEvent::LoanDisbursed {
                     disbursed_on,
-                    principal: self.principal().ok_or(LoanError::NotApplied)?,
+                    principal,
+                    schedule: self.reissued_schedule(principal, disbursed_on)?,
                 }])
             }
             LoanCommand::RecordRepayment { amount, paid_on } => {
@@ -967,6 +1082,46 @@ impl Loan {
             LoanCommand::RepayEarly { repayment, paid_on } => self.repay_early(repayment, paid_on),
             LoanCommand::AssessArrears { as_of } => self.assess_arrears(as_of),
         }
+    }
+
+    /// The schedule re-issued for money lent on `disbursed_on`: the approved rule (same payment or
+    /// principal part, same due dates) with the first period from the disbursement. Empty when the
+    /// approved schedule already starts that day, and for legacy monthly loans (whose first
+    /// period's interest does not depend on its length).
+    fn reissued_schedule(
+        &self,
+        principal: Money,
+        disbursed_on: NaiveDate,
+    ) -> Result<Vec<Instalment>, LoanError> {
+        let (Some(rate), Some(kind), Some(first_due_date), Some(fixed_part), Some(day_count)) = (
+            self.annual_rate_percent,
+            self.schedule_kind,
+            self.first_due_date,
+            self.fixed_part,
+            self.day_count,
+        ) else {
+            return Err(LoanError::NotApplied);
+        };
+        if day_count != DayCount::ActualDays || self.accrues_from == Some(disbursed_on) {
+            return Ok(vec![]);
+        }
+        let rule = match kind {
+            ScheduleKind::Annuity => Rule::Payment(fixed_part),
+            ScheduleKind::Differentiated => Rule::Principal(fixed_part),
+        };
+        let months = self.details.as_ref().map_or(1, |d| d.term_months);
+        Ok(schedule::generate(
+            principal,
+            rate,
+            rule,
+            1,
+            months,
+            first_due_date,
+            Accrual {
+                day_count,
+                from: disbursed_on,
+            },
+        ))
     }
 
     /// Moves to `to`, re-asserting that the status machine allows it.
@@ -1053,9 +1208,13 @@ impl Aggregate for Loan {
                 first_due_date,
                 fixed_part,
                 schedule,
+                day_count,
+                accrues_from,
                 ..
             } => {
                 self.advance(Action::Approve, LoanStatus::Approved);
+                self.day_count = Some(day_count);
+                self.accrues_from = Some(accrues_from);
                 self.annual_rate_percent = Some(annual_rate_percent);
                 self.schedule_kind = Some(schedule_kind);
                 self.first_due_date = Some(first_due_date);
@@ -1065,9 +1224,16 @@ impl Aggregate for Loan {
             LoanEvent::LoanRejected { .. } => {
                 self.advance(Action::Reject, LoanStatus::Rejected);
             }
-            LoanEvent::LoanDisbursed { disbursed_on, .. } => {
+            LoanEvent::LoanDisbursed {
+                disbursed_on,
+                schedule,
+                ..
+            } => {
                 self.advance(Action::Disburse, LoanStatus::Active);
                 self.disbursed_on = Some(disbursed_on);
+                if !schedule.is_empty() {
+                    self.instalments = schedule.into_iter().map(ScheduledInstalment::new).collect();
+                }
             }
             LoanEvent::LoanRepaymentRecorded { allocations, .. } => {
                 self.advance(Action::Repay, LoanStatus::Active);
@@ -1101,9 +1267,14 @@ impl Aggregate for Loan {
                 interest,
                 fixed_part,
                 schedule,
+                paid_on,
+                recalculation,
                 ..
             } => {
                 self.advance(Action::Repay, LoanStatus::Active);
+                if recalculation.is_some() {
+                    self.last_early_repayment_on = Some(paid_on);
+                }
                 self.principal_repaid_minor += principal.minor_units();
                 self.interest_paid_minor += interest.minor_units();
                 let from = schedule.first().map(|i| i.number);

@@ -68,7 +68,12 @@ impl Loans {
 
     /// The business date now: the calendar date in Moscow.
     pub fn today(&self) -> NaiveDate {
-        (self.now() + TimeDelta::seconds(BUSINESS_DAY_OFFSET_SECONDS)).date_naive()
+        self.today_at(self.now())
+    }
+
+    /// The business date of `instant`: its calendar date in Moscow.
+    fn today_at(&self, instant: DateTime<Utc>) -> NaiveDate {
+        (instant + TimeDelta::seconds(BUSINESS_DAY_OFFSET_SECONDS)).date_naive()
     }
 
     /// The id a create command uses: see [`crate::sender::aggregate_id`].
@@ -186,12 +191,15 @@ impl Loans {
         idempotency: Option<&Idempotency>,
     ) -> Result<Written, CommandError> {
         let decided_at = self.now();
+        // The business date of the decision, from the same instant: the offer's first period
+        // starts on it, and the default first due date counts from it.
+        let decided_on = self.today_at(decided_at);
         let command = LoanCommand::Decide {
             schedule_kind,
-            first_due_date: first_due_date.unwrap_or_else(|| {
-                aggregates::loan::default_first_due_date(decided_at.date_naive())
-            }),
+            first_due_date: first_due_date
+                .unwrap_or_else(|| aggregates::loan::default_first_due_date(decided_on)),
             decided_at,
+            decided_on,
         };
         self.send(ctx, id, command, "DecideLoan", idempotency).await
     }

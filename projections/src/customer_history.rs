@@ -675,6 +675,7 @@ async fn loan(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<Touched
         LoanEvent::LoanDisbursed {
             disbursed_on,
             principal,
+            ..
         } => {
             let rows = sqlx::query(
                 "UPDATE customer_history_loans SET status = 'ACTIVE', outstanding_principal_minor = $1

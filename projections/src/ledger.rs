@@ -523,6 +523,7 @@ async fn loan(
         LoanEvent::LoanDisbursed {
             disbursed_on,
             principal,
+            ..
         } => {
             let customer = loan_customer(conn, id)
                 .await?

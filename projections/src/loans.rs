@@ -34,6 +34,8 @@ const SCHEMA: &[&str] = &[
         schedule_kind              text,
         first_due_date             text,
         fixed_part_minor           integer,
+        day_count                  text,
+        last_early_repayment_on    text,
         instalment_count           integer NOT NULL,
         outstanding_principal_minor integer NOT NULL,
         principal_repaid_minor     integer NOT NULL,
@@ -77,7 +79,8 @@ impl Projector for Loans {
     }
 
     fn version(&self) -> i64 {
-        1
+        // 2: `day_count` and `last_early_repayment_on`; schedules re-issued at disbursement.
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -186,12 +189,15 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             schedule,
             checks,
             decided_at,
+            day_count,
+            ..
         } => {
             insert_instalments(conn, id, &schedule).await?;
             let done = sqlx::query(
                 "UPDATE loans SET status = $1, annual_rate_percent = $2, schedule_kind = $3, first_due_date = $4,
-                    fixed_part_minor = $5, decision_reasons = $6, decided_at = $7, updated_at = $8, last_position = $9
-                  WHERE loan_id = $10",
+                    fixed_part_minor = $5, decision_reasons = $6, decided_at = $7, updated_at = $8, last_position = $9,
+                    day_count = $10
+                  WHERE loan_id = $11",
             )
             .bind(LoanStatus::Approved.as_str())
             .bind(annual_rate_percent.to_string())
@@ -202,6 +208,7 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             .bind(crate::rfc3339(decided_at))
             .bind(&at)
             .bind(position)
+            .bind(day_count.as_str())
             .bind(id)
             .execute(&mut *conn)
             .await?;
@@ -225,7 +232,20 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             .execute(&mut *conn)
             .await?
         }
-        LoanEvent::LoanDisbursed { disbursed_on, .. } => {
+        LoanEvent::LoanDisbursed {
+            disbursed_on,
+            schedule,
+            ..
+        } => {
+            if !schedule.is_empty() {
+                // Re-issued from the disbursement date: it replaces the approved schedule.
+                sqlx::query("DELETE FROM loan_instalments WHERE loan_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                insert_instalments(conn, id, &schedule).await?;
+                refresh(conn, id).await?;
+            }
             set_status(
                 conn,
                 id,
@@ -269,8 +289,18 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             interest,
             fixed_part,
             schedule,
+            paid_on,
+            recalculation,
             ..
         } => {
+            if recalculation.is_some() {
+                // Interest is settled up to a partial early repayment (see `payoff`).
+                sqlx::query("UPDATE loans SET last_early_repayment_on = $1 WHERE loan_id = $2")
+                    .bind(paid_on.to_string())
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             match schedule.first() {
                 Some(first) => {
                     sqlx::query("DELETE FROM loan_instalments WHERE loan_id = $1 AND number >= $2")

@@ -367,14 +367,25 @@ async fn apply_loan(
         LoanEvent::LoanDisbursed {
             disbursed_on,
             principal,
-        } => sqlx::query(
+            schedule,
+        } => {
+            if !schedule.is_empty() {
+                // Re-issued from the disbursement date: it replaces the approved schedule.
+                sqlx::query("DELETE FROM report_loan_instalments WHERE loan_id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                insert_instalments(conn, id, &schedule).await?;
+            }
+            sqlx::query(
             "UPDATE report_loans SET status = $1, originated_day = $2, principal_minor = $3,
                 outstanding_principal_minor = $3 WHERE loan_id = $4",
         )
         .bind(LoanStatus::Active.as_str())
         .bind(disbursed_on.to_string())
         .bind(principal.minor_units())
-        .bind(id),
+        .bind(id)
+        },
         LoanEvent::LoanRepaymentRecorded { allocations, .. } => {
             let (mut principal, mut interest) = (0_i64, 0_i64);
             for allocation in &allocations {

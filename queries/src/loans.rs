@@ -77,6 +77,25 @@ pub enum ScheduleKind {
     Differentiated,
 }
 
+/// How a loan's interest is counted for each period (fixed at approval; see the loan rules in
+/// README and `aggregates::loan::schedule`).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DayCount {
+    /// Balance × annual rate × days / days in the year (365 or 366), split by calendar year.
+    ActualDays,
+    /// Balance × annual rate / 12 every period: loans approved before actual-day interest.
+    MonthlyTwelfth,
+}
+
+impl DayCount {
+    fn domain(self) -> aggregates::loan::schedule::DayCount {
+        match self {
+            DayCount::ActualDays => aggregates::loan::schedule::DayCount::ActualDays,
+            DayCount::MonthlyTwelfth => aggregates::loan::schedule::DayCount::MonthlyTwelfth,
+        }
+    }
+}
+
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstalmentStatus {
     Pending,
@@ -129,6 +148,11 @@ pub struct Loan {
     /// Per cent a year, once approved.
     pub annual_rate_percent: Option<Decimal>,
     pub schedule_kind: Option<ScheduleKind>,
+    /// How interest is counted, once approved.
+    pub day_count: Option<DayCount>,
+    /// The date of the last partial early repayment: interest is paid up to it.
+    #[graphql(skip)]
+    pub last_early_repayment_on: Option<Date>,
     pub first_due_date: Option<Date>,
     /// The annuity payment (ANNUITY) or the principal part (DIFFERENTIATED) of every instalment but
     /// the last, as in force now.
@@ -163,11 +187,15 @@ impl Loan {
     /// accrued in the current period by actual days. Null unless ACTIVE. The repayment itself is
     /// still refused while instalments are in arrears or the next one is partly paid.
     async fn payoff(&self, ctx: &Context<'_>, on: Date) -> async_graphql::Result<Option<Money>> {
-        let (LoanStatus::Active, Some(rate), Some(disbursed_on)) =
-            (self.status, self.annual_rate_percent, self.disbursed_on)
-        else {
+        let (LoanStatus::Active, Some(rate), Some(disbursed_on), Some(day_count)) = (
+            self.status,
+            self.annual_rate_percent,
+            self.disbursed_on,
+            self.day_count,
+        ) else {
             return Ok(None);
         };
+        let day_count = day_count.domain();
         let pool = read_models(ctx)?.pool();
         let next: Option<(i64, String)> = sqlx::query_as(
             "SELECT number, due_date FROM loan_instalments
@@ -189,16 +217,21 @@ impl Loan {
         .fetch_optional(pool)
         .await
         .map_err(ApiError::from)?;
-        let period_start = match previous {
-            Some(text) => Date::from_stored(&text)?.0,
-            None => disbursed_on.0,
-        };
+        let period_start = aggregates::loan::period_in_progress_start(
+            day_count,
+            match previous {
+                Some(text) => Date::from_stored(&text)?.0,
+                None => disbursed_on.0,
+            },
+            self.last_early_repayment_on.map(|date| date.0),
+        );
         let principal = aggregates::money::Money::new(
             self.outstanding_principal.amount.0,
             self.outstanding_principal.currency.into(),
         )
         .map_err(ApiError::internal)?;
         let accrued = aggregates::loan::accrued_interest(
+            day_count,
             principal,
             rate.0,
             period_start,
@@ -216,7 +249,7 @@ impl Loan {
 
 const SELECT_LOAN: &str = "SELECT loan_id, order_id, customer_id, status, loan_type, currency, vehicle_price_minor,
         down_payment_minor, loan_amount_minor, term_months, employment_status, monthly_income_minor, credit_score,
-        annual_rate_percent, schedule_kind, first_due_date, fixed_part_minor, instalment_count,
+        annual_rate_percent, schedule_kind, day_count, last_early_repayment_on, first_due_date, fixed_part_minor, instalment_count,
         outstanding_principal_minor, principal_repaid_minor, interest_paid_minor, overdue_count, decision_reasons,
         applied_at, submitted_at, decided_at, disbursed_on, completed_on, defaulted_on, applied_position, updated_at
    FROM loans";
@@ -238,6 +271,8 @@ struct LoanRow {
     credit_score: i64,
     annual_rate_percent: Option<String>,
     schedule_kind: Option<String>,
+    day_count: Option<String>,
+    last_early_repayment_on: Option<String>,
     first_due_date: Option<String>,
     fixed_part_minor: Option<i64>,
     instalment_count: i64,
@@ -297,6 +332,14 @@ impl TryFrom<LoanRow> for Loan {
                 )));
             }
         };
+        let day_count = match row.day_count.as_deref() {
+            None => None,
+            Some("ACTUAL_DAYS") => Some(DayCount::ActualDays),
+            Some("MONTHLY_TWELFTH") => Some(DayCount::MonthlyTwelfth),
+            Some(other) => {
+                return Err(ApiError::internal(format!("stored day count {other:?}")));
+            }
+        };
         let decision_reasons = match row.decision_reasons.as_deref() {
             None => Vec::new(),
             Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
@@ -320,6 +363,8 @@ impl TryFrom<LoanRow> for Loan {
                 .map(|rate| rate.parse().map(Decimal).map_err(ApiError::internal))
                 .transpose()?,
             schedule_kind,
+            day_count,
+            last_early_repayment_on: date(&row.last_early_repayment_on)?,
             first_due_date: date(&row.first_due_date)?,
             fixed_part: row.fixed_part_minor.map(money).transpose()?,
             instalment_count: small(row.instalment_count)?,

@@ -15,7 +15,7 @@ const UNKNOWN: &str = "0193a4b0-0000-7000-8000-00000000ffff";
 
 const LOAN_FIELDS: &str =
     "id orderId customerId status loanType vehiclePrice { amount } downPayment { amount }
-  loanAmount { amount currency } termMonths creditScore annualRatePercent scheduleKind firstDueDate
+  loanAmount { amount currency } termMonths creditScore annualRatePercent scheduleKind dayCount firstDueDate
   fixedPart { amount } instalmentCount outstandingPrincipal { amount } principalRepaid { amount }
   interestPaid { amount } overdueCount disbursedOn decisionReasons { rule detail }
   schedule { number dueDate principal { amount } interest { amount } total { amount }
@@ -31,6 +31,64 @@ fn by_id(mutation: &str, extra_params: &str, extra_args: &str) -> String {
     format!(
         "mutation Step($id: UUID!{extra_params}) {{ {mutation}(id: $id{extra_args}) {{ position replayed loan {{ {LOAN_FIELDS} }} }} }}"
     )
+}
+
+/// The schedule of the test loan (1 211 250.00 over 36 months at 14.9%, annuity) lent on
+/// `lent_on`, from the domain's schedule rules (their worked examples are checked against an
+/// independent computation in the aggregate's tests); here the API must show exactly it.
+fn expected_schedule(
+    lent_on: NaiveDate,
+    first_due: NaiveDate,
+) -> Vec<aggregates::loan::schedule::Instalment> {
+    use aggregates::loan::schedule::{self, Accrual, DayCount, ScheduleKind};
+    schedule::build(
+        ScheduleKind::Annuity,
+        aggregates::money::Money::from_minor_units(121_125_000, aggregates::money::Currency::RUB),
+        "14.9".parse().unwrap(),
+        36,
+        first_due,
+        Accrual {
+            day_count: DayCount::ActualDays,
+            from: lent_on,
+        },
+    )
+}
+
+/// The test loan's instalments from 3 on after a SHORTEN_TERM repayment leaving `opening` kopecks,
+/// the period in progress starting on `from`.
+fn expected_recalculation(
+    opening: i64,
+    from: NaiveDate,
+    first_due: NaiveDate,
+) -> Vec<aggregates::loan::schedule::Instalment> {
+    use aggregates::loan::schedule::{self, Accrual, DayCount, Rule};
+    let money =
+        |minor| aggregates::money::Money::from_minor_units(minor, aggregates::money::Currency::RUB);
+    let rate = "14.9".parse().unwrap();
+    let rule = Rule::Payment(money(4_192_909));
+    let accrual = Accrual {
+        day_count: DayCount::ActualDays,
+        from,
+    };
+    let count = schedule::count_to_pay_off(money(opening), rate, rule, 3, 34, first_due, accrual);
+    schedule::generate(money(opening), rate, rule, 3, count, first_due, accrual)
+}
+
+/// The API's schedule rows as the domain's instalments.
+fn as_rows(rows: &[Value]) -> Vec<aggregates::loan::schedule::Instalment> {
+    let money = |value: &Value| {
+        aggregates::money::Money::from_minor_units(kopecks(value), aggregates::money::Currency::RUB)
+    };
+    rows.iter()
+        .map(|row| aggregates::loan::schedule::Instalment {
+            number: row["number"].as_u64().unwrap() as u32,
+            due_date: row["dueDate"].as_str().unwrap().parse().unwrap(),
+            principal: money(&row["principal"]),
+            interest: money(&row["interest"]),
+            total: money(&row["total"]),
+            remaining: money(&row["remainingBalance"]),
+        })
+        .collect()
 }
 
 /// The business date the server uses: today in Moscow.
@@ -142,13 +200,27 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     assert_eq!(loan["status"], "APPROVED", "{loan:#}");
     assert_eq!(loan["annualRatePercent"], "14.9");
     assert_eq!(loan["firstDueDate"], first_due.to_string());
-    // P = 1 211 250.00, 36 months, 14.9%: payment 41 929.09, first interest 15 039.69 (Python
-    // `decimal` at 50 digits, see the aggregate's worked examples).
+    // P = 1 211 250.00, 36 months, 14.9%: payment 41 929.09 (Python `decimal` at 50 digits, see the
+    // aggregate's worked examples). The first period runs 35 days from today, the decision date:
+    // its interest by actual days, its principal a regular month's (41 929.09 − 15 039.69).
     assert_eq!(amount(&loan["fixedPart"]), "41929.09");
+    assert_eq!(loan["dayCount"], "ACTUAL_DAYS");
     let schedule = loan["schedule"].as_array().unwrap();
     assert_eq!(schedule.len(), 36);
-    assert_eq!(amount(&schedule[0]["total"]), "41929.09");
-    assert_eq!(amount(&schedule[0]["interest"]), "15039.69");
+    let offer = expected_schedule(today(), first_due);
+    assert_eq!(amount(&schedule[0]["principal"]), "26889.40");
+    assert_eq!(
+        amount(&schedule[0]["interest"]),
+        offer[0].interest.amount().to_string()
+    );
+    let first_interest = kopecks(&schedule[0]["interest"]);
+    // 35 days at 14.9% of 1 211 250.00 over a year of 365 or 366 days.
+    assert!(
+        (1_725_600..=1_730_600).contains(&first_interest),
+        "{first_interest}"
+    );
+    assert_eq!(kopecks(&schedule[0]["total"]), 2_688_940 + first_interest);
+    assert_eq!(as_rows(schedule), offer);
     assert_eq!(schedule[0]["dueDate"], first_due.to_string());
     assert_eq!(amount(&schedule[35]["remainingBalance"]), "0.00");
     let reasons: Vec<&str> = loan["decisionReasons"]
@@ -180,11 +252,11 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
         ", $amount: MoneyInput!, $key: String!",
         ", amount: $amount, idempotencyKey: $key",
     );
-    for key in ["repay-1", "repay-2"] {
+    for (key, row) in [("repay-1", &offer[0]), ("repay-2", &offer[1])] {
         step(
             &app,
             &repay,
-            json!({ "id": LOAN, "amount": { "amount": "41929.09" }, "key": key }),
+            json!({ "id": LOAN, "amount": { "amount": row.total.amount().to_string() }, "key": key }),
         )
         .await;
     }
@@ -195,9 +267,16 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
         )
         .await["loan"]
         .clone();
-    // Balance after two instalments: 1 211 250.00 − 26 889.40 − 27 223.28 (Python, as above).
-    assert_eq!(amount(&loan["outstandingPrincipal"]), "1157137.32");
-    assert_eq!(amount(&loan["interestPaid"]), "29745.50");
+    // Balance after two instalments: what the schedule says it is.
+    let after_two = offer[1].remaining;
+    assert_eq!(
+        amount(&loan["outstandingPrincipal"]),
+        after_two.amount().to_string()
+    );
+    assert_eq!(
+        kopecks(&loan["interestPaid"]),
+        offer[0].interest.minor_units() + offer[1].interest.minor_units()
+    );
     assert_eq!(loan["schedule"][0]["status"], "PAID");
     assert_eq!(loan["schedule"][1]["status"], "PAID");
     assert_eq!(loan["schedule"][2]["status"], "PENDING");
@@ -215,21 +294,24 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     .await;
     let loan = &early["loan"];
     assert_eq!(loan["status"], "ACTIVE");
-    assert_eq!(amount(&loan["outstandingPrincipal"]), "857137.32");
+    // Two instalments were paid ahead, so the period in progress (instalment 3's) starts on
+    // instalment 2's due date, still in the future: nothing has accrued, all 300 000.00 is principal,
+    // and instalment 3's period still starts on instalment 2's due date.
+    let opening = after_two.minor_units() - 30_000_000;
+    assert_eq!(kopecks(&loan["outstandingPrincipal"]), opening);
     assert_eq!(amount(&loan["fixedPart"]), "41929.09");
-    // Independently (Python): 857 137.32 at 41 929.09 a month takes 24 more instalments, the last
-    // 30 544.90.
-    assert_eq!(loan["instalmentCount"], 26);
+    let recalculated = expected_recalculation(opening, offer[1].due_date, first_due);
     let schedule = loan["schedule"].as_array().unwrap();
-    assert_eq!(schedule.len(), 26);
-    assert_eq!(amount(&schedule[2]["interest"]), "10642.79");
+    assert_eq!(schedule.len(), 2 + recalculated.len());
+    assert_eq!(loan["instalmentCount"], schedule.len());
+    assert_eq!(as_rows(&schedule[2..]), recalculated);
+    let last = schedule.len() - 1;
     assert!(
-        schedule[2..25]
+        schedule[3..last]
             .iter()
             .all(|row| amount(&row["total"]) == "41929.09")
     );
-    assert_eq!(amount(&schedule[25]["total"]), "30544.90");
-    assert_eq!(amount(&schedule[25]["remainingBalance"]), "0.00");
+    assert_eq!(amount(&schedule[last]["remainingBalance"]), "0.00");
     let principal: i64 = schedule.iter().map(|row| kopecks(&row["principal"])).sum();
     assert_eq!(
         principal + 30_000_000,
@@ -263,7 +345,10 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
         )
         .await;
     let payoff = quote["loan"]["payoff"].clone();
-    assert_eq!(payoff, json!({ "amount": "857137.32", "currency": "RUB" }));
+    assert_eq!(
+        payoff,
+        json!({ "amount": aggregates::money::Money::from_minor_units(opening, aggregates::money::Currency::RUB).amount().to_string(), "currency": "RUB" })
+    );
     let paid_off = step(
         &app,
         &by_id(

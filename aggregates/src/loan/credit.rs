@@ -214,14 +214,21 @@ pub fn decide(details: &LoanDetails, kind: ScheduleKind) -> CreditDecision {
     );
 
     if let (Some(rate), Some(limit)) = (rate, pti_limit) {
-        // The first instalment: the annuity payment, or the largest differentiated one. (The
-        // last annuity instalment may differ by the rounding kopecks; it does not count.)
+        // The first instalment of a regular month (interest = a month's, 1/12 of the annual
+        // rate): the annuity payment, or the largest differentiated one. The test does not depend
+        // on the first period's length or the decision date, which only move interest between
+        // the first instalment and the last. (The last annuity instalment may differ; it does
+        // not count.)
         let largest = schedule::build(
             kind,
             details.loan_amount,
             rate,
             details.term_months,
             chrono::NaiveDate::MIN,
+            schedule::Accrual {
+                day_count: schedule::DayCount::MonthlyTwelfth,
+                from: chrono::NaiveDate::MIN,
+            },
         )
         .first()
         .map(|instalment| instalment.total.amount())

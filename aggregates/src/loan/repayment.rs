@@ -4,63 +4,98 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::schedule::{self, Instalment, Rule, ScheduleKind};
+use super::schedule::{self, Accrual, DayCount, Instalment, Rule, ScheduleKind};
 use super::{
     Action, Allocation, DEFAULT_AFTER_DAYS_PAST_DUE, EarlyRepayment, Loan, LoanError, LoanEvent,
     LoanStatus, Recalculation, ScheduledInstalment, transition,
 };
 use crate::money::{Money, round_to_kopecks};
 
-/// Interest accrued on `principal` from `period_start` to `on` in a period ending on `period_end`:
-/// `principal × annual rate / 12 × elapsed days / days in period`, the elapsed days clamped to the
-/// period, rounded to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING). The interest
-/// part of a full early repayment's payoff.
+/// Interest accrued on `principal` from `period_start` to `on` in a period ending on `period_end`,
+/// `on` clamped to the period: the interest part of an early repayment (see the docs of
+/// [`crate::loan`]).
+/// - [`DayCount::ActualDays`]: [`schedule::actual_day_interest`] over the elapsed days, 365 or 366
+///   a year, rounded once to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING);
+/// - [`DayCount::MonthlyTwelfth`] (legacy): `principal × annual rate / 12 × elapsed days / days in
+///   period`, rounded the same way.
 pub fn accrued_interest(
+    day_count: DayCount,
     principal: Money,
     annual_rate_percent: Decimal,
     period_start: NaiveDate,
     period_end: NaiveDate,
     on: NaiveDate,
 ) -> Money {
-    let period_days = (period_end - period_start).num_days().max(1);
-    let elapsed = (on - period_start).num_days().clamp(0, period_days);
-    let exact = principal.amount() * annual_rate_percent * Decimal::from(elapsed)
-        / (Decimal::from(1200) * Decimal::from(period_days));
-    // At most one month's interest on a valid amount: always within range.
-    Money::new(round_to_kopecks(exact), principal.currency())
-        .unwrap_or_else(|_| Money::zero(principal.currency()))
+    match day_count {
+        DayCount::ActualDays => schedule::actual_day_interest(
+            principal,
+            annual_rate_percent,
+            period_start,
+            on.min(period_end),
+        ),
+        DayCount::MonthlyTwelfth => {
+            let period_days = (period_end - period_start).num_days().max(1);
+            let elapsed = (on - period_start).num_days().clamp(0, period_days);
+            let exact = principal.amount() * annual_rate_percent * Decimal::from(elapsed)
+                / (Decimal::from(1200) * Decimal::from(period_days));
+            // At most one month's interest on a valid amount: always within range.
+            Money::new(round_to_kopecks(exact), principal.currency())
+                .unwrap_or_else(|_| Money::zero(principal.currency()))
+        }
+    }
+}
+
+/// Where the period in progress accrues from: the previous due date (or the disbursement), or,
+/// for an actual-day loan, the last partial early repayment if later (interest up to it is paid).
+pub fn period_in_progress_start(
+    day_count: DayCount,
+    previous_due_or_disbursed: NaiveDate,
+    last_early_repayment_on: Option<NaiveDate>,
+) -> NaiveDate {
+    match (day_count, last_early_repayment_on) {
+        (DayCount::ActualDays, Some(repaid_on)) => previous_due_or_disbursed.max(repaid_on),
+        _ => previous_due_or_disbursed,
+    }
 }
 
 impl Loan {
     /// What a full early repayment on `paid_on` costs: outstanding principal plus the interest
-    /// accrued in the current period by actual days (see the module docs). `None` unless active.
+    /// accrued in the current period (see the module docs). `None` unless active.
     pub fn payoff(&self, paid_on: NaiveDate) -> Option<Money> {
-        if self.status != LoanStatus::Active {
-            return None;
-        }
         let principal = self.outstanding_principal()?;
-        let rate = self.annual_rate_percent?;
-        let next = self.instalments.iter().find(|i| !i.is_paid())?;
-        let period_start = self
+        principal.checked_add(self.accrued_interest(paid_on)?).ok()
+    }
+
+    /// The start of the period in progress (the next unpaid instalment's).
+    fn period_start(&self, next: &ScheduledInstalment) -> Option<NaiveDate> {
+        let previous = self
             .instalments
             .iter()
             .find(|i| i.instalment.number + 1 == next.instalment.number)
             .map(|i| i.instalment.due_date)
             .or(self.disbursed_on)?;
-        let accrued = accrued_interest(
-            principal,
-            rate,
-            period_start,
-            next.instalment.due_date,
-            paid_on,
-        );
-        principal.checked_add(accrued).ok()
+        Some(period_in_progress_start(
+            self.day_count?,
+            previous,
+            self.last_early_repayment_on,
+        ))
     }
 
-    /// The interest part of [`Loan::payoff`].
+    /// The interest accrued on the outstanding principal from the start of the period in progress
+    /// to `paid_on`. `None` unless active.
     fn accrued_interest(&self, paid_on: NaiveDate) -> Option<Money> {
-        let payoff = self.payoff(paid_on)?;
-        payoff.checked_sub(self.outstanding_principal()?).ok()
+        if self.status != LoanStatus::Active {
+            return None;
+        }
+        let next = self.instalments.iter().find(|i| !i.is_paid())?;
+        Some(accrued_interest(
+            self.day_count?,
+            self.outstanding_principal()?,
+            self.annual_rate_percent?,
+            self.period_start(next)?,
+            next.instalment.due_date,
+            paid_on,
+        ))
     }
 
     /// Numbers of the instalments due before `date` and not fully paid.
@@ -184,19 +219,53 @@ impl Loan {
                 amount,
                 recalculation,
             } => {
-                if amount.minor_units() >= outstanding_principal.minor_units() {
+                // Actual-day loans: the amount pays the interest accrued to its date first (353-FZ
+                // art. 11 p. 4), the rest reduces the principal, and the next period accrues from
+                // `paid_on`. Legacy monthly loans: the whole amount is principal.
+                let (day_count, from) = match self.day_count {
+                    Some(DayCount::ActualDays) => {
+                        let from = self.period_start(next).ok_or(LoanError::NotApplied)?;
+                        (DayCount::ActualDays, from.max(paid_on))
+                    }
+                    _ => (
+                        DayCount::MonthlyTwelfth,
+                        self.period_start(next).ok_or(LoanError::NotApplied)?,
+                    ),
+                };
+                let interest = match day_count {
+                    DayCount::ActualDays => self
+                        .accrued_interest(paid_on)
+                        .ok_or(LoanError::NotApplied)?,
+                    DayCount::MonthlyTwelfth => Money::zero(amount.currency()),
+                };
+                if amount.minor_units() <= interest.minor_units() {
+                    return Err(LoanError::EarlyRepaymentNotAboveAccruedInterest {
+                        amount,
+                        accrued_interest: interest,
+                    });
+                }
+                let principal = Money::from_minor_units(
+                    amount.minor_units() - interest.minor_units(),
+                    amount.currency(),
+                );
+                if principal.minor_units() >= outstanding_principal.minor_units() {
                     return Err(LoanError::EarlyRepaymentTooLarge {
                         amount,
                         outstanding_principal,
                     });
                 }
-                let (schedule, fixed_part) =
-                    self.recalculate(outstanding_principal, amount, next, recalculation)?;
+                let (schedule, fixed_part) = self.recalculate(
+                    outstanding_principal,
+                    principal,
+                    next,
+                    recalculation,
+                    Accrual { day_count, from },
+                )?;
                 Ok(vec![LoanEvent::LoanRepaidEarly {
                     paid_on,
                     amount,
-                    principal: amount,
-                    interest: Money::zero(amount.currency()),
+                    principal,
+                    interest,
                     recalculation: Some(recalculation),
                     fixed_part: Some(fixed_part),
                     schedule,
@@ -247,6 +316,7 @@ impl Loan {
         amount: Money,
         next: &ScheduledInstalment,
         recalculation: Recalculation,
+        accrual: Accrual,
     ) -> Result<(Vec<Instalment>, Money), LoanError> {
         let (Some(rate), Some(kind), Some(first_due_date), Some(fixed_part)) = (
             self.annual_rate_percent,
@@ -278,7 +348,15 @@ impl Loan {
                 };
                 (
                     rule,
-                    schedule::count_to_pay_off(opening, rate, rule, remaining),
+                    schedule::count_to_pay_off(
+                        opening,
+                        rate,
+                        rule,
+                        next.instalment.number,
+                        remaining,
+                        first_due_date,
+                        accrual,
+                    ),
                 )
             }
         };
@@ -289,6 +367,7 @@ impl Loan {
             next.instalment.number,
             count,
             first_due_date,
+            accrual,
         );
         Ok((schedule, rule.amount()))
     }

@@ -89,11 +89,39 @@ fn decide(kind: ScheduleKind) -> LoanCommand {
         schedule_kind: kind,
         first_due_date: day("2026-12-31"),
         decided_at: at("2026-11-22T10:00:00Z"),
+        decided_on: day("2026-11-22"),
     }
 }
 
+fn actual_days_from(from: &str) -> Accrual {
+    Accrual {
+        day_count: DayCount::ActualDays,
+        from: day(from),
+    }
+}
+
+/// The offer: the first period from the decision on 22 November.
 fn the_schedule(kind: ScheduleKind) -> Vec<Instalment> {
-    schedule::build(kind, rub("1275000"), d("22.9"), 60, day("2026-12-31"))
+    schedule::build(
+        kind,
+        rub("1275000"),
+        d("22.9"),
+        60,
+        day("2026-12-31"),
+        actual_days_from("2026-11-22"),
+    )
+}
+
+/// The schedule re-issued when the money is lent on 30 November.
+fn the_issued_schedule() -> Vec<Instalment> {
+    schedule::build(
+        ScheduleKind::Annuity,
+        rub("1275000"),
+        d("22.9"),
+        60,
+        day("2026-12-31"),
+        actual_days_from("2026-11-30"),
+    )
 }
 
 fn approved_as(kind: ScheduleKind) -> LoanEvent {
@@ -109,6 +137,8 @@ fn approved_as(kind: ScheduleKind) -> LoanEvent {
         schedule: the_schedule(kind),
         checks: credit_checks(kind),
         decided_at: at("2026-11-22T10:00:00Z"),
+        day_count: DayCount::ActualDays,
+        accrues_from: day("2026-11-22"),
     }
 }
 
@@ -123,6 +153,7 @@ fn disbursed() -> LoanEvent {
     LoanEvent::LoanDisbursed {
         disbursed_on: day("2026-11-30"),
         principal: rub("1275000"),
+        schedule: the_issued_schedule(),
     }
 }
 
@@ -189,15 +220,23 @@ fn repaid(amount: &str, paid_on: &str, allocations: &[(u32, &str, &str)]) -> Loa
     }
 }
 
-/// The first instalment of the usual annuity: 24 331.25 interest + 11 538.38 principal.
+/// The first instalment of the usual annuity as issued on 30 November: 31 days' interest,
+/// 24 797.88, plus a regular month's principal part, 11 538.38 (see the actual-day examples).
 fn first_instalment_paid() -> LoanEvent {
-    repaid("35869.63", "2026-12-30", &[(1, "11538.38", "24331.25")])
+    repaid("36336.26", "2026-12-30", &[(1, "11538.38", "24797.88")])
 }
 
 // --- Worked examples -------------------------------------------------------------------------
 
-/// Annuity examples computed independently of this code, with Python's `decimal` module at 50
-/// significant digits: `A = P·r/(1 − (1+r)^−n)` with `r = rate/1200`, rounded half up to kopecks;
+/// The legacy day count, "monthly, 1/12", of loans approved under `LoanApproved` 1.0 (the dates
+/// do not enter it).
+const LEGACY_MONTHLY: Accrual = Accrual {
+    day_count: DayCount::MonthlyTwelfth,
+    from: NaiveDate::MIN,
+};
+
+/// Legacy ("monthly, 1/12") annuity examples computed independently of this code, with Python's
+/// `decimal` module at 50 significant digits: `A = P·r/(1 − (1+r)^−n)` with `r = rate/1200`, rounded half up to kopecks;
 /// each month's interest `= balance × rate / 1200` rounded half up; principal `= A − interest`; the
 /// last instalment pays the rest. Columns: principal, months, annual %, payment, first interest,
 /// first principal, total interest, last total.
@@ -267,8 +306,332 @@ const WORKED_ANNUITIES: &[WorkedAnnuity] = &[
     ),
 ];
 
+// Actual-day examples: every figure below is printed by `tests/actual_days_oracle.py` (exact
+// rational arithmetic, one rounding to kopecks half up per amount, written from the docs of
+// `schedule`, not from this code). 8 497 359.60 at 18.9% is the loan of the finance desk's audit.
+
 #[test]
-fn annuity_schedules_match_independently_computed_examples() {
+fn actual_day_interest_counts_the_period_s_days_over_the_year_s_length() {
+    let (p, r) = (rub("8497359.60"), d("18.9"));
+    let interest = |from: &str, to: &str| schedule::actual_day_interest(p, r, day(from), day(to));
+    // 10 days in 2026: × 10/365 (the legacy rule charged a month's, 133 833.41).
+    assert_eq!(interest("2026-11-22", "2026-12-02"), rub("44000.03"));
+    // 62 days across a year end, both years common: 30/365 + 32/365.
+    assert_eq!(interest("2026-12-01", "2027-02-01"), rub("272800.16"));
+    // Into a leap year: 16/365 of 2027 + 15/366 of 2028.
+    assert_eq!(interest("2027-12-15", "2028-01-15"), rub("136219.75"));
+    // All of February 2028: 29/366.
+    assert_eq!(interest("2028-01-31", "2028-02-29"), rub("127251.44"));
+    // No days, no interest.
+    assert_eq!(interest("2027-01-10", "2027-01-10"), rub("0"));
+}
+
+/// (lent on, first due, months, payment, first principal, first interest, first total,
+/// second interest, total interest, last due, last total), for 8 497 359.60 at 18.9% unless the
+/// principal and rate are given.
+type WorkedActualDays = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const WORKED_ACTUAL_DAYS: &[WorkedActualDays] = &[
+    // A first period of 10 days: the first instalment is below the payment.
+    (
+        "8497359.60",
+        "18.9",
+        "2026-11-22",
+        "2026-12-02",
+        60,
+        "219958.90",
+        "86125.49",
+        "44000.03",
+        "130125.52",
+        "135017.59",
+        "4608966.90",
+        "2031-11-02",
+        "218584.78",
+    ),
+    // A first period of 62 days across a year end: above it.
+    (
+        "8497359.60",
+        "18.9",
+        "2026-12-01",
+        "2027-02-01",
+        60,
+        "219958.90",
+        "86125.49",
+        "272800.16",
+        "358925.65",
+        "121951.37",
+        "4824721.24",
+        "2032-01-01",
+        "205538.99",
+    ),
+    // Across into the leap year 2028.
+    (
+        "1275000.00",
+        "22.9",
+        "2027-12-15",
+        "2028-01-15",
+        36,
+        "49288.47",
+        "24957.22",
+        "24765.09",
+        "49722.31",
+        "24246.05",
+        "498865.60",
+        "2030-12-15",
+        "48335.31",
+    ),
+];
+
+#[test]
+fn actual_day_schedules_match_independently_computed_examples() {
+    for &(
+        principal,
+        rate,
+        lent_on,
+        first_due,
+        months,
+        payment,
+        first_principal,
+        first_interest,
+        first_total,
+        second_interest,
+        total_interest,
+        last_due,
+        last_total,
+    ) in WORKED_ACTUAL_DAYS
+    {
+        let rows = schedule::build(
+            ScheduleKind::Annuity,
+            rub(principal),
+            d(rate),
+            months,
+            day(first_due),
+            actual_days_from(lent_on),
+        );
+        let case = format!("{principal} at {rate}% lent on {lent_on}");
+        assert_eq!(
+            schedule::annuity_payment(rub(principal), d(rate), months),
+            rub(payment),
+            "{case}"
+        );
+        assert_eq!(rows.len(), months as usize, "{case}");
+        assert_eq!(
+            (rows[0].principal, rows[0].interest, rows[0].total),
+            (rub(first_principal), rub(first_interest), rub(first_total)),
+            "{case}"
+        );
+        assert_eq!(rows[1].interest, rub(second_interest), "{case}");
+        assert!(
+            rows[1..rows.len() - 1]
+                .iter()
+                .all(|r| r.total == rub(payment)),
+            "{case}"
+        );
+        let interest_sum: i64 = rows.iter().map(|r| r.interest.minor_units()).sum();
+        assert_eq!(
+            Money::from_minor_units(interest_sum, Currency::RUB),
+            rub(total_interest),
+            "{case}"
+        );
+        let last = rows.last().unwrap();
+        assert_eq!(
+            (last.due_date, last.total, last.remaining),
+            (day(last_due), rub(last_total), rub("0")),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn money_lent_after_the_decision_re_issues_the_schedule_from_the_disbursement() {
+    // The offer counted 39 days from 22 November; lent on 30 November, the first period is 31 days:
+    // 24 797.88 interest instead of 31 197.33, the same payment and due dates (oracle).
+    let events = execute(
+        &mut replay(&approved()),
+        LoanCommand::Disburse {
+            disbursed_on: day("2026-11-30"),
+        },
+        &(),
+    )
+    .unwrap();
+    assert_eq!(events, vec![disbursed()]);
+    let issued = the_issued_schedule();
+    assert_eq!(
+        (issued[0].principal, issued[0].interest, issued[0].total),
+        (rub("11538.38"), rub("24797.88"), rub("36336.26"))
+    );
+    assert_eq!(issued.last().unwrap().total, rub("34146.08"));
+    let loan = replay(&active());
+    assert_eq!(loan.instalments()[0].instalment, issued[0]);
+    // Lent the day of the decision: the offer stands, nothing is re-issued.
+    let same_day = execute(
+        &mut replay(&approved()),
+        LoanCommand::Disburse {
+            disbursed_on: day("2026-11-22"),
+        },
+        &(),
+    )
+    .unwrap();
+    assert!(matches!(
+        same_day.as_slice(),
+        [LoanEvent::LoanDisbursed { schedule, .. }] if schedule.is_empty()
+    ));
+}
+
+#[test]
+fn a_mid_period_partial_prepayment_charges_the_interest_accrued_to_its_date() {
+    // 500 000.00 on 19 January, day 19 of the period 31 December → 31 January, on 1 263 461.62:
+    // it pays the 15 061.15 accrued to that day first, exactly what a full payoff that day charges
+    // (the legacy rule forgave 5 848.12 of it, the interest on the prepaid amount); 484 938.85 come
+    // off the principal, and the next instalment accrues from 19 January (oracle).
+    let history = with(active(), &[first_instalment_paid()]);
+    let loan = replay(&history);
+    assert_eq!(loan.payoff(day("2027-01-19")), Some(rub("1278522.77")));
+    let events = execute(
+        &mut loan.clone(),
+        early("500000", Recalculation::ShortenTerm, "2027-01-19"),
+        &(),
+    )
+    .unwrap();
+    let [
+        LoanEvent::LoanRepaidEarly {
+            principal,
+            interest,
+            schedule,
+            ..
+        },
+    ] = events.as_slice()
+    else {
+        panic!("expected one early repayment, got {events:?}");
+    };
+    assert_eq!((*principal, *interest), (rub("484938.85"), rub("15061.15")));
+    assert_eq!(schedule.len(), 29);
+    assert_eq!(
+        (
+            schedule[0].principal,
+            schedule[0].interest,
+            schedule[0].total
+        ),
+        (rub("21012.82"), rub("5861.32"), rub("26874.14"))
+    );
+    let last = schedule.last().unwrap();
+    assert_eq!(
+        (last.due_date, last.total),
+        (day("2029-05-31"), rub("9377.15"))
+    );
+    let after = replay(&with(history, &events));
+    assert_eq!(after.outstanding_principal(), Some(rub("778522.77")));
+    // Interest is settled to 19 January: a payoff that day adds nothing, one on 29 January
+    // adds 10 days on the reduced balance.
+    assert_eq!(after.payoff(day("2027-01-19")), Some(rub("778522.77")));
+    let ten_days = schedule::actual_day_interest(
+        rub("778522.77"),
+        d("22.9"),
+        day("2027-01-19"),
+        day("2027-01-29"),
+    );
+    assert_eq!(
+        after.payoff(day("2027-01-29")),
+        rub("778522.77").checked_add(ten_days).ok()
+    );
+}
+
+#[test]
+fn a_loan_approved_under_the_monthly_rule_keeps_it() {
+    // A `LoanApproved` 1.0 payload as stored before actual-day interest, upcast on load.
+    let mut stored = serde_json::to_value(approved_as(ScheduleKind::Annuity)).unwrap();
+    let body = stored["LoanApproved"].as_object_mut().unwrap();
+    body.remove("day_count");
+    body.remove("accrues_from");
+    body.insert(
+        "schedule".into(),
+        serde_json::to_value(schedule::build(
+            ScheduleKind::Annuity,
+            rub("1275000"),
+            d("22.9"),
+            60,
+            day("2026-12-31"),
+            LEGACY_MONTHLY,
+        ))
+        .unwrap(),
+    );
+    let upcast = upcast("LoanApproved", stored);
+    let LoanEvent::LoanApproved {
+        day_count,
+        accrues_from,
+        ..
+    } = &upcast
+    else {
+        panic!("{upcast:?}");
+    };
+    assert_eq!(
+        (*day_count, *accrues_from),
+        (DayCount::MonthlyTwelfth, day("2026-11-22"))
+    );
+    let mut disbursed = serde_json::to_value(disbursed()).unwrap();
+    disbursed["LoanDisbursed"]
+        .as_object_mut()
+        .unwrap()
+        .remove("schedule");
+    let disbursed = upcast_as("LoanDisbursed", disbursed);
+    let history = with(under_review(), &[upcast, disbursed]);
+    let loan = replay(&history);
+    // The stored schedule stands (a month's interest, 24 331.25), and so does the 1/12 payoff.
+    assert_eq!(loan.instalments()[0].instalment.interest, rub("24331.25"));
+    assert_eq!(loan.payoff(day("2026-12-10")), Some(rub("1282848.79")));
+    // A partial repayment on a legacy loan still goes wholly to principal.
+    let events = execute(
+        &mut loan.clone(),
+        early("300000", Recalculation::ShortenTerm, "2026-12-10"),
+        &(),
+    )
+    .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [LoanEvent::LoanRepaidEarly { principal, interest, .. }]
+            if *principal == rub("300000") && interest.is_zero()
+    ));
+}
+
+fn upcast_as(event_type: &str, payload: serde_json::Value) -> LoanEvent {
+    upcast(event_type, payload)
+}
+
+/// `payload` stored at version 1.0, through the registered upcasters.
+fn upcast(event_type: &str, payload: serde_json::Value) -> LoanEvent {
+    let mut event = cqrs_es::persist::SerializedEvent {
+        aggregate_id: "loan".into(),
+        sequence: 1,
+        aggregate_type: "Loan".into(),
+        event_type: event_type.into(),
+        event_version: "1.0".into(),
+        payload,
+        metadata: serde_json::json!({}),
+    };
+    for upcaster in crate::upcasters() {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            event = upcaster.upcast(event);
+        }
+    }
+    serde_json::from_value(event.payload).unwrap()
+}
+
+#[test]
+fn legacy_monthly_annuity_schedules_match_independently_computed_examples() {
     for &(principal, months, rate, payment, interest, first_principal, total_interest, last) in
         WORKED_ANNUITIES
     {
@@ -284,6 +647,7 @@ fn annuity_schedules_match_independently_computed_examples() {
             d(rate),
             months,
             day("2027-01-15"),
+            LEGACY_MONTHLY,
         );
         assert_eq!(rows.len(), months as usize);
         assert_eq!(rows[0].interest, rub(interest));
@@ -298,7 +662,7 @@ fn annuity_schedules_match_independently_computed_examples() {
 }
 
 #[test]
-fn a_differentiated_schedule_has_equal_principal_parts_and_falling_totals() {
+fn a_legacy_differentiated_schedule_has_equal_principal_parts_and_falling_totals() {
     // P = 120 000.00 over 12 months at 12%: 10 000.00 principal a month; interest 1 200.00 on the
     // full balance, then 100.00 less each month (1% of 10 000.00), by hand.
     let rows = schedule::build(
@@ -307,6 +671,7 @@ fn a_differentiated_schedule_has_equal_principal_parts_and_falling_totals() {
         d("12"),
         12,
         day("2027-01-15"),
+        LEGACY_MONTHLY,
     );
     assert_eq!(rows[0].total, rub("11200.00"));
     assert_eq!(rows[1].total, rub("11100.00"));
@@ -322,6 +687,7 @@ fn an_interest_free_instalment_plan_divides_the_price_evenly_and_the_last_takes_
         d("0"),
         3,
         day("2027-01-15"),
+        actual_days_from("2026-12-15"),
     );
     let totals: Vec<Money> = rows.iter().map(|r| r.total).collect();
     assert_eq!(
@@ -577,8 +943,13 @@ fn a_good_application_is_approved_with_its_whole_schedule_fixed() {
     given(under_review())
         .when(decide(ScheduleKind::Annuity))
         .then_expect_events(vec![approved_as(ScheduleKind::Annuity)]);
+    // The offer's first period: 39 days from the decision on 22 November (oracle:
+    // 31 197.33 interest + a regular month's 11 538.38 principal).
     let schedule = the_schedule(ScheduleKind::Annuity);
-    assert_eq!(schedule[0].total, rub("35869.63"));
+    assert_eq!(schedule[0].interest, rub("31197.33"));
+    assert_eq!(schedule[0].principal, rub("11538.38"));
+    assert_eq!(schedule[0].total, rub("42735.71"));
+    assert_eq!(schedule[1].total, rub("35869.63"));
     assert_eq!(schedule[1].due_date, day("2027-01-31"));
     assert_eq!(schedule[2].due_date, day("2027-02-28"));
     assert_eq!(schedule[3].due_date, day("2027-03-31"));
@@ -684,6 +1055,7 @@ fn the_first_due_date_must_be_after_the_decision() {
             schedule_kind: ScheduleKind::Annuity,
             first_due_date: day("2026-11-22"),
             decided_at: at("2026-11-22T10:00:00Z"),
+            decided_on: day("2026-11-22"),
         })
         .then_expect_error(LoanError::FirstDueDateNotAfterDecision {
             first_due_date: day("2026-11-22"),
@@ -698,6 +1070,7 @@ fn a_first_due_date_more_than_two_months_after_the_decision_is_refused() {
             schedule_kind: ScheduleKind::Annuity,
             first_due_date: day("2027-01-23"),
             decided_at: at("2026-11-22T10:00:00Z"),
+            decided_on: day("2026-11-22"),
         })
         .then_expect_error(LoanError::FirstDueDateTooLate {
             first_due_date: day("2027-01-23"),
@@ -795,24 +1168,21 @@ fn a_repayment_pays_the_oldest_instalment_interest_first() {
         .then_expect_events(vec![repaid(
             "30000",
             "2026-12-30",
-            &[(1, "5668.75", "24331.25")],
+            &[(1, "5202.12", "24797.88")],
         )]);
 }
 
 #[test]
 fn a_repayment_beyond_one_instalment_pays_the_next_ones_in_order() {
-    // Instalment 2: interest on 1 263 461.62 at 22.9% / 12 = 24 111.06.
+    // Instalment 2: 31 days of January on 1 263 461.62 at 22.9% / 365 = 24 573.46.
     given(active())
         .when(repay("40000", "2026-12-30"))
         .then_expect_events(vec![repaid(
             "40000",
             "2026-12-30",
-            &[(1, "11538.38", "24331.25"), (2, "0.00", "4130.37")],
+            &[(1, "11538.38", "24797.88"), (2, "0.00", "3663.74")],
         )]);
-    assert_eq!(
-        the_schedule(ScheduleKind::Annuity)[1].interest,
-        rub("24111.06")
-    );
+    assert_eq!(the_issued_schedule()[1].interest, rub("24573.46"));
 }
 
 #[test]
@@ -907,6 +1277,9 @@ fn early(amount: &str, recalculation: Recalculation, paid_on: &str) -> LoanComma
 
 #[test]
 fn a_partial_early_repayment_shortening_the_term_keeps_the_payment() {
+    // 300 000.00 on 10 January, after instalment 1: it pays the 7 926.92 accrued on 1 263 461.62
+    // over the 10 days since 31 December, the other 292 073.08 come off the principal; the next
+    // period runs from 10 January, and the payment stays (all figures from the oracle).
     let history = with(active(), &[first_instalment_paid()]);
     let events = execute(
         &mut replay(&history),
@@ -926,17 +1299,25 @@ fn a_partial_early_repayment_shortening_the_term_keeps_the_payment() {
     else {
         panic!("expected one early repayment, got {events:?}");
     };
-    assert_eq!((*principal, *interest), (rub("300000"), rub("0")));
+    assert_eq!((*principal, *interest), (rub("292073.08"), rub("7926.92")));
     assert_eq!(*fixed_part, Some(rub("35869.63")));
-    assert_eq!(schedule[0].number, 2);
-    assert_eq!(schedule[0].due_date, day("2027-01-31"));
-    assert!(schedule.len() < 59, "{} instalments", schedule.len());
+    assert_eq!(schedule.len(), 39);
+    let next = &schedule[0];
+    assert_eq!((next.number, next.due_date), (2, day("2027-01-31")));
+    assert_eq!(
+        (next.principal, next.interest, next.total),
+        (rub("17332.30"), rub("12798.38"), rub("30130.68"))
+    );
     assert!(
-        schedule[..schedule.len() - 1]
+        schedule[1..schedule.len() - 1]
             .iter()
             .all(|i| i.total == rub("35869.63"))
     );
-    assert_eq!(schedule.last().unwrap().remaining, rub("0"));
+    let last = schedule.last().unwrap();
+    assert_eq!(
+        (last.due_date, last.total, last.remaining),
+        (day("2030-03-31"), rub("15547.73"), rub("0"))
+    );
     given(history)
         .when(early("300000", Recalculation::ShortenTerm, "2027-01-10"))
         .then_expect_events(events);
@@ -961,20 +1342,24 @@ fn a_partial_early_repayment_lowering_the_payment_keeps_the_term() {
     else {
         panic!("expected one early repayment, got {events:?}");
     };
+    // Oracle: the payment on 971 388.54 over 59 months; the next instalment from 10 January.
     assert_eq!(schedule.len(), 59);
-    let payment = schedule::annuity_payment(rub("963461.62"), d("22.9"), 59);
-    assert_eq!(*fixed_part, Some(payment));
-    assert!(payment.amount() < d("35869.63"));
-    assert_eq!(schedule.last().unwrap().due_date, day("2031-11-30"));
+    assert_eq!(*fixed_part, Some(rub("27577.69")));
+    assert_eq!(schedule[0].total, rub("21838.74"));
+    let last = schedule.last().unwrap();
+    assert_eq!(
+        (last.due_date, last.total),
+        (day("2031-11-30"), rub("25188.63"))
+    );
     let loan = replay(&with(history, &events));
-    assert_eq!(loan.outstanding_principal(), Some(rub("963461.62")));
+    assert_eq!(loan.outstanding_principal(), Some(rub("971388.54")));
 }
 
 #[test]
 fn a_full_early_repayment_pays_principal_and_the_days_of_interest_accrued_and_completes() {
-    // 1 275 000.00 × 22.9% / 12 × 10/31 days since the disbursement (30 Nov → 10 Dec of a period
-    // ending 31 Dec) = 7 848.79, by hand.
-    let payoff = rub("1282848.79");
+    // 1 275 000.00 × 22.9% × 10/365 days since the disbursement (30 Nov → 10 Dec) = 7 999.32
+    // (oracle; the legacy 1/12 rule said 7 848.79).
+    let payoff = rub("1282999.32");
     assert_eq!(replay(&active()).payoff(day("2026-12-10")), Some(payoff));
     given(active())
         .when(LoanCommand::RepayEarly {
@@ -986,7 +1371,7 @@ fn a_full_early_repayment_pays_principal_and_the_days_of_interest_accrued_and_co
                 paid_on: day("2026-12-10"),
                 amount: payoff,
                 principal: rub("1275000"),
-                interest: rub("7848.79"),
+                interest: rub("7999.32"),
                 recalculation: None,
                 fixed_part: None,
                 schedule: vec![],
@@ -1007,18 +1392,48 @@ fn a_full_early_repayment_of_another_amount_than_the_payoff_is_refused() {
             paid_on: day("2026-12-10"),
         })
         .then_expect_error(LoanError::PayoffAmountMismatch {
-            expected: rub("1282848.79"),
+            expected: rub("1282999.32"),
             offered: rub("1275000"),
         });
 }
 
 #[test]
 fn a_partial_early_repayment_of_the_whole_principal_is_refused() {
+    // The whole principal plus the 7 999.32 accrued by 10 December is the payoff, not a partial.
     given(active())
-        .when(early("1275000", Recalculation::ShortenTerm, "2026-12-10"))
+        .when(early(
+            "1282999.32",
+            Recalculation::ShortenTerm,
+            "2026-12-10",
+        ))
         .then_expect_error(LoanError::EarlyRepaymentTooLarge {
-            amount: rub("1275000"),
+            amount: rub("1282999.32"),
             outstanding_principal: rub("1275000"),
+        });
+    given(active())
+        .when(early(
+            "1282999.31",
+            Recalculation::ShortenTerm,
+            "2026-12-10",
+        ))
+        .then_expect_events(
+            execute(
+                &mut replay(&active()),
+                early("1282999.31", Recalculation::ShortenTerm, "2026-12-10"),
+                &(),
+            )
+            .unwrap(),
+        );
+}
+
+#[test]
+fn a_partial_early_repayment_not_above_the_interest_accrued_is_refused() {
+    // 7 999.32 accrued by 10 December: paying just that would take nothing off the principal.
+    given(active())
+        .when(early("7999.32", Recalculation::ShortenTerm, "2026-12-10"))
+        .then_expect_error(LoanError::EarlyRepaymentNotAboveAccruedInterest {
+            amount: rub("7999.32"),
+            accrued_interest: rub("7999.32"),
         });
 }
 
@@ -1115,7 +1530,7 @@ fn paying_an_overdue_instalment_clears_it() {
                 as_of: day("2027-01-01"),
                 instalments: vec![1],
             },
-            repaid("35869.63", "2027-01-03", &[(1, "11538.38", "24331.25")]),
+            repaid("36336.26", "2027-01-03", &[(1, "11538.38", "24797.88")]),
         ],
     );
     assert!(!replay(&history).instalments()[0].overdue);
@@ -1182,7 +1597,11 @@ fn event_types_are_the_variant_names_and_payloads_round_trip() {
         let json = serde_json::to_value(&event).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
         assert_eq!(event.event_type(), tag);
-        assert_eq!(event.event_version(), "1.0");
+        let version = match event {
+            LoanEvent::LoanApproved { .. } | LoanEvent::LoanDisbursed { .. } => "2.0",
+            _ => "1.0",
+        };
+        assert_eq!(event.event_version(), version, "{tag}");
         assert_eq!(serde_json::from_value::<LoanEvent>(json).unwrap(), event);
     }
 }
@@ -1210,12 +1629,13 @@ fn first_due() -> impl Strategy<Value = NaiveDate> {
 
 /// The schedule properties: principal parts sum to `opening`, nothing negative, each remaining
 /// balance is the previous less the principal, the last balance is zero, annuity totals equal but
-/// the last, numbers consecutive.
+/// the first (a regular month's principal part) and the last, numbers consecutive.
 fn check_schedule(
     rows: &[Instalment],
     opening: Money,
     kind: ScheduleKind,
     fixed: Money,
+    rate: Decimal,
 ) -> Result<(), TestCaseError> {
     prop_assert!(!rows.is_empty());
     let principal_sum: i64 = rows.iter().map(|r| r.principal.minor_units()).sum();
@@ -1238,6 +1658,14 @@ fn check_schedule(
         let is_last = index + 1 == rows.len();
         if !is_last {
             match kind {
+                // The first covers an irregular period: a regular month's principal part.
+                ScheduleKind::Annuity if index == 0 => {
+                    let month = schedule::monthly_interest(opening, rate).minor_units();
+                    prop_assert_eq!(
+                        row.principal.minor_units(),
+                        (fixed.minor_units() - month).clamp(0, opening.minor_units())
+                    );
+                }
                 ScheduleKind::Annuity => prop_assert_eq!(row.total, fixed),
                 ScheduleKind::Differentiated => prop_assert_eq!(row.principal, fixed),
             }
@@ -1277,13 +1705,24 @@ fn active_loan(
             schedule_kind: kind,
             first_due_date: first,
             fixed_part: rule.amount(),
-            schedule: schedule::generate(principal, rate, rule, 1, months, first),
+            schedule: schedule::generate(
+                principal,
+                rate,
+                rule,
+                1,
+                months,
+                first,
+                actual_days_from("2026-11-30"),
+            ),
             checks: vec![],
             decided_at: at("2026-11-22T10:00:00Z"),
+            day_count: DayCount::ActualDays,
+            accrues_from: day("2026-11-30"),
         },
         LoanEvent::LoanDisbursed {
             disbursed_on: day("2026-11-30"),
             principal,
+            schedule: vec![],
         },
     ]
 }
@@ -1294,11 +1733,16 @@ proptest! {
     #[test]
     fn every_schedule_adds_up_to_the_loan_and_ends_at_zero(
         kind in kind(), principal in principal(), rate in rate(), months in 3u32..=84, first in first_due(),
+        first_period_days in 1u64..=62,
     ) {
         let rule = schedule::Rule::for_kind(kind, principal, rate, months);
-        let rows = schedule::build(kind, principal, rate, months, first);
+        let lent_on = first - chrono::Days::new(first_period_days);
+        let rows = schedule::build(kind, principal, rate, months, first, Accrual {
+            day_count: DayCount::ActualDays,
+            from: lent_on,
+        });
         prop_assert_eq!(rows.len(), months as usize);
-        check_schedule(&rows, principal, kind, rule.amount())?;
+        check_schedule(&rows, principal, kind, rule.amount(), rate)?;
         for row in &rows {
             prop_assert_eq!(row.due_date, schedule::due_date(first, row.number));
         }
@@ -1319,14 +1763,26 @@ proptest! {
         let amount = Money::from_minor_units((outstanding.minor_units() * i64::from(share) / 100).max(1), Currency::RUB);
         let recalculation = if shorten { Recalculation::ShortenTerm } else { Recalculation::LowerPayment };
         let paid_on = loan.instalments()[paid].instalment.due_date - chrono::Days::new(3);
-        let repaid = execute(&mut loan, LoanCommand::RepayEarly {
+        let accrued = loan.payoff(paid_on).unwrap().checked_sub(outstanding).unwrap();
+        let repaid = match execute(&mut loan, LoanCommand::RepayEarly {
             repayment: EarlyRepayment::Partial { amount, recalculation }, paid_on,
-        }, &()).unwrap();
-        let [LoanEvent::LoanRepaidEarly { schedule: rows, fixed_part: Some(fixed), .. }] = repaid.as_slice() else {
+        }, &()) {
+            Err(LoanError::EarlyRepaymentNotAboveAccruedInterest { accrued_interest, .. }) => {
+                // Too little to reach the principal: refused, and only then.
+                prop_assert_eq!(accrued_interest, accrued);
+                prop_assert!(amount.minor_units() <= accrued.minor_units());
+                return Ok(());
+            }
+            other => other.unwrap(),
+        };
+        let [LoanEvent::LoanRepaidEarly { schedule: rows, fixed_part: Some(fixed), principal: repaid_principal, interest, .. }] = repaid.as_slice() else {
             panic!("expected one early repayment, got {repaid:?}");
         };
-        let opening = outstanding.checked_sub(amount).unwrap();
-        check_schedule(rows, opening, kind, *fixed)?;
+        // The interest accrued to the day is paid first, the rest comes off the principal.
+        prop_assert_eq!(*interest, accrued);
+        prop_assert_eq!(repaid_principal.minor_units(), amount.minor_units() - accrued.minor_units());
+        let opening = outstanding.checked_sub(*repaid_principal).unwrap();
+        check_schedule(rows, opening, kind, *fixed, rate)?;
         prop_assert_eq!(rows[0].number as usize, paid + 1);
         prop_assert!(rows.len() <= months as usize - paid);
         if !shorten {

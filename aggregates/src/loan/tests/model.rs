@@ -7,7 +7,7 @@
 //! interest and principal, the shortened term, the order repayments are allocated in, the payoff,
 //! the arrears — is computed again here, exactly, with integers.
 
-use chrono::Months;
+use chrono::{Datelike, Months};
 use proptest::prelude::*;
 
 use super::super::credit::{CreditFinding, CreditRule};
@@ -35,6 +35,24 @@ fn round_half_away(numerator: i128, denominator: i128) -> i64 {
 /// `balance × rate / 100 / 100 / 12`.
 fn monthly_interest(balance: i64, rate: i64) -> i64 {
     round_half_away(i128::from(balance) * i128::from(rate), 120_000)
+}
+
+/// Interest on `balance` kopecks at `rate` hundredths of a per cent a year for the days after
+/// `from` up to and including `to`, by actual days: each day adds `balance × rate / 10 000 /
+/// (366 or 365, its year's length)`, summed exactly over a common denominator and rounded once.
+fn actual_day_interest(balance: i64, rate: i64, from: NaiveDate, to: NaiveDate) -> i64 {
+    // 1/365 = 366/133 590 and 1/366 = 365/133 590.
+    let mut weight: i128 = 0;
+    let mut day = from;
+    while day < to {
+        day = day.succ_opt().expect("within the calendar");
+        let leap = NaiveDate::from_ymd_opt(day.year(), 2, 29).is_some();
+        weight += if leap { 365 } else { 366 };
+    }
+    round_half_away(
+        i128::from(balance) * i128::from(rate) * weight,
+        10_000 * 133_590,
+    )
 }
 
 /// The policy table of [`credit`]: the annual rate in hundredths of a per cent.
@@ -113,8 +131,26 @@ impl Fixed {
     }
 }
 
+fn due(first_due: NaiveDate, number: u32) -> NaiveDate {
+    first_due
+        .checked_add_months(Months::new(number - 1))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// The principal part of instalment `number` on `balance` with `interest`: the first one computed
+/// (`number == first`) takes a regular month's under a fixed payment, the others the rest of it.
+fn principal_part(fixed: Fixed, first: bool, balance: i64, rate: i64, interest: i64) -> i64 {
+    if first {
+        fixed.principal_after(monthly_interest(balance, rate))
+    } else {
+        fixed.principal_after(interest)
+    }
+}
+
 /// Instalments `first, first + 1, ...` paying off `opening`, at most `count`, the last taking
-/// whatever is left; due dates counted in months from instalment 1's.
+/// whatever is left; due dates counted in months from instalment 1's; the first period from
+/// `from`, the others from the previous due date, interest by actual days.
+#[allow(clippy::too_many_arguments)]
 fn instalments(
     opening: i64,
     rate: i64,
@@ -122,6 +158,7 @@ fn instalments(
     first: u32,
     count: u32,
     first_due: NaiveDate,
+    from: NaiveDate,
     currency: Currency,
 ) -> Vec<Instalment> {
     let money = |minor| Money::from_minor_units(minor, currency);
@@ -131,18 +168,21 @@ fn instalments(
         if balance <= 0 {
             break;
         }
-        let interest = monthly_interest(balance, rate);
+        let start = if number == first {
+            from
+        } else {
+            due(first_due, number - 1)
+        };
+        let interest = actual_day_interest(balance, rate, start, due(first_due, number));
         let principal = if number + 1 == first + count.max(1) {
             balance
         } else {
-            fixed.principal_after(interest).clamp(0, balance)
+            principal_part(fixed, number == first, balance, rate, interest).clamp(0, balance)
         };
         balance -= principal;
         rows.push(Instalment {
             number,
-            due_date: first_due
-                .checked_add_months(Months::new(number - 1))
-                .unwrap_or(NaiveDate::MAX),
+            due_date: due(first_due, number),
             principal: money(principal),
             interest: money(interest),
             total: money(principal + interest),
@@ -182,6 +222,8 @@ struct Terms {
     kind: ScheduleKind,
     first_due: NaiveDate,
     fixed: Fixed,
+    /// The decision date the offer's first period starts from.
+    decided_on: NaiveDate,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -194,6 +236,8 @@ struct LoanModel {
     disbursed_on: Option<NaiveDate>,
     principal_repaid: i64,
     interest_paid: i64,
+    /// The last partial early repayment: interest is paid up to it.
+    last_early: Option<NaiveDate>,
 }
 
 fn validate(price: Money, application: &Application) -> Result<LoanDetails, LoanError> {
@@ -288,16 +332,13 @@ fn credit(
             details.term_months,
             details.loan_amount.currency(),
         );
-        let first = instalments(
-            principal,
-            rate,
-            fixed,
-            1,
-            details.term_months,
-            NaiveDate::MIN,
-            Currency::RUB,
-        );
-        let largest = first.first().map_or(0, |row| row.total.minor_units());
+        // A regular month's first instalment: a month's interest plus the principal part.
+        let month = monthly_interest(principal, rate);
+        let largest = if details.term_months == 1 {
+            principal + month
+        } else {
+            fixed.principal_after(month).clamp(0, principal) + month
+        };
         let allowed = round_half_away(
             i128::from(details.monthly_income.minor_units()) * percent,
             100,
@@ -394,9 +435,9 @@ impl LoanModel {
         Ok(())
     }
 
-    /// The interest accrued in the current period until `on`, by actual days.
-    fn accrued(&self, on: NaiveDate) -> Option<i64> {
-        let terms = self.terms.as_ref()?;
+    /// Where the period in progress accrues from: the previous due date (or the disbursement),
+    /// or the last partial early repayment if later.
+    fn period_start(&self) -> Option<NaiveDate> {
         let next = self.next_unpaid()?;
         let start = self
             .rows
@@ -404,11 +445,18 @@ impl LoanModel {
             .find(|row| row.instalment.number + 1 == next.instalment.number)
             .map(|row| row.instalment.due_date)
             .or(self.disbursed_on)?;
-        let period = (next.instalment.due_date - start).num_days().max(1);
-        let elapsed = (on - start).num_days().clamp(0, period);
-        Some(round_half_away(
-            i128::from(self.outstanding_principal()) * i128::from(terms.rate) * i128::from(elapsed),
-            120_000 * i128::from(period),
+        Some(self.last_early.map_or(start, |early| start.max(early)))
+    }
+
+    /// The interest accrued in the current period until `on`, by actual days.
+    fn accrued(&self, on: NaiveDate) -> Option<i64> {
+        let terms = self.terms.as_ref()?;
+        let next = self.next_unpaid()?;
+        Some(actual_day_interest(
+            self.outstanding_principal(),
+            terms.rate,
+            self.period_start()?,
+            on.min(next.instalment.due_date),
         ))
     }
 
@@ -533,14 +581,23 @@ impl LoanModel {
                 amount,
                 recalculation,
             } => {
-                if amount.minor_units() >= outstanding_principal {
+                let interest = self.accrued(paid_on).expect("active");
+                if amount.minor_units() <= interest {
+                    return Err(LoanError::EarlyRepaymentNotAboveAccruedInterest {
+                        amount,
+                        accrued_interest: self.money(interest),
+                    });
+                }
+                let principal = amount.minor_units() - interest;
+                if principal >= outstanding_principal {
                     return Err(LoanError::EarlyRepaymentTooLarge {
                         amount,
                         outstanding_principal: self.money(outstanding_principal),
                     });
                 }
+                let from_date = self.period_start().expect("active").max(paid_on);
                 let terms = self.terms.clone().expect("an active loan has terms");
-                let opening = outstanding_principal - amount.minor_units();
+                let opening = outstanding_principal - principal;
                 let from = next.instalment.number;
                 let remaining = self
                     .rows
@@ -563,9 +620,21 @@ impl LoanModel {
                         // The shortened term: months until the fixed amount pays `opening` off.
                         let (mut balance, mut months) = (opening, 0);
                         while balance > 0 && months < remaining {
+                            let number = from + months;
+                            let start = if months == 0 {
+                                from_date
+                            } else {
+                                due(terms.first_due, number - 1)
+                            };
+                            let interest = actual_day_interest(
+                                balance,
+                                terms.rate,
+                                start,
+                                due(terms.first_due, number),
+                            );
                             months += 1;
                             let principal =
-                                fixed.principal_after(monthly_interest(balance, terms.rate));
+                                principal_part(fixed, months == 1, balance, terms.rate, interest);
                             if principal <= 0 {
                                 months = remaining;
                                 break;
@@ -582,9 +651,12 @@ impl LoanModel {
                     from,
                     count,
                     terms.first_due,
+                    from_date,
                     self.currency(),
                 );
-                self.principal_repaid += amount.minor_units();
+                self.principal_repaid += principal;
+                self.interest_paid += interest;
+                self.last_early = Some(paid_on);
                 self.rows.retain(|row| row.instalment.number < from);
                 self.rows.extend(rows.iter().cloned().map(|instalment| Row {
                     instalment,
@@ -596,8 +668,8 @@ impl LoanModel {
                 Ok(vec![LoanEvent::LoanRepaidEarly {
                     paid_on,
                     amount,
-                    principal: amount,
-                    interest: self.money(0),
+                    principal: self.money(principal),
+                    interest: self.money(interest),
                     recalculation: Some(recalculation),
                     fixed_part: Some(self.money(fixed.kopecks())),
                     schedule: rows,
@@ -752,6 +824,7 @@ impl Model<Loan> for LoanModel {
                     schedule_kind: *kind,
                     first_due_date,
                     decided_at: at("2026-11-22T10:00:00Z"),
+                    decided_on,
                 }
             }
             Step::Reject(reason) => LoanCommand::Reject {
@@ -874,11 +947,12 @@ impl Model<Loan> for LoanModel {
                 schedule_kind,
                 first_due_date,
                 decided_at,
+                decided_on,
             } => {
                 if self.status != UnderReview {
                     return Err(self.refuse("decide"));
                 }
-                let decided_on = decided_at.date_naive();
+                let decided_on = *decided_on;
                 if *first_due_date <= decided_on {
                     return Err(LoanError::FirstDueDateNotAfterDecision {
                         first_due_date: *first_due_date,
@@ -910,6 +984,7 @@ impl Model<Loan> for LoanModel {
                             1,
                             details.term_months,
                             *first_due_date,
+                            decided_on,
                             self.currency(),
                         );
                         self.status = Approved;
@@ -918,6 +993,7 @@ impl Model<Loan> for LoanModel {
                             kind: *schedule_kind,
                             first_due: *first_due_date,
                             fixed,
+                            decided_on,
                         });
                         self.rows = rows
                             .iter()
@@ -937,6 +1013,8 @@ impl Model<Loan> for LoanModel {
                             schedule: rows,
                             checks: findings(passed),
                             decided_at: *decided_at,
+                            day_count: schedule::DayCount::ActualDays,
+                            accrues_from: decided_on,
                         }
                     }
                     Err(failed) => {
@@ -980,9 +1058,39 @@ impl Model<Loan> for LoanModel {
                 }
                 self.status = Active;
                 self.disbursed_on = Some(*disbursed_on);
+                let terms = self.terms.clone().expect("approved");
+                // Lent on another day than the offer assumed: the schedule again, from that day.
+                let schedule = if terms.decided_on == *disbursed_on {
+                    vec![]
+                } else {
+                    let term = self.details.as_ref().expect("approved").term_months;
+                    instalments(
+                        self.principal(),
+                        terms.rate,
+                        terms.fixed,
+                        1,
+                        term,
+                        terms.first_due,
+                        *disbursed_on,
+                        self.currency(),
+                    )
+                };
+                if !schedule.is_empty() {
+                    self.rows = schedule
+                        .iter()
+                        .cloned()
+                        .map(|instalment| Row {
+                            instalment,
+                            paid_principal: 0,
+                            paid_interest: 0,
+                            overdue: false,
+                        })
+                        .collect();
+                }
                 LoanEvent::LoanDisbursed {
                     disbursed_on: *disbursed_on,
                     principal: self.money(self.principal()),
+                    schedule,
                 }
             }
             LoanCommand::RecordRepayment { amount, paid_on } => {
@@ -1352,17 +1460,9 @@ fn the_credit_policy_decides_as_its_tables_say_at_every_edge() {
                     };
                     let principal = price.minor_units() - minimum;
                     let fixed = Fixed::for_kind(kind, principal, rate, term_months, Currency::RUB);
-                    let first = instalments(
-                        principal,
-                        rate,
-                        fixed,
-                        1,
-                        term_months,
-                        NaiveDate::MIN,
-                        Currency::RUB,
-                    )[0]
-                    .total
-                    .minor_units();
+                    // A regular month's first instalment (the payment-to-income test's).
+                    let month = monthly_interest(principal, rate);
+                    let first = fixed.principal_after(month).clamp(0, principal) + month;
                     let allowed = |income: i64| round_half_away(i128::from(income) * percent, 100);
                     let mut income = first * 100 / i64::try_from(percent).unwrap() - 3;
                     while allowed(income) < first {
@@ -1483,6 +1583,7 @@ fn the_generated_commands_reach_every_event_and_refusal() {
             "InArrears",
             "InstalmentPartlyPaid",
             "EarlyRepaymentTooLarge",
+            "EarlyRepaymentNotAboveAccruedInterest",
             "PayoffAmountMismatch",
             "InvalidTransition",
         ],
