@@ -480,8 +480,8 @@ pub enum LoanEvent {
         annual_rate_percent: Decimal,
         schedule_kind: ScheduleKind,
         first_due_date: NaiveDate,
-        /// The annuity payment (ANNUITY) or principal part (DIFFERENTIATED) every instalment but the
-        /// last keeps.
+        /// The annuity payment (ANNUITY: the total of every instalment but the first and the last) or
+        /// the principal part (DIFFERENTIATED: of every instalment but the last).
         fixed_part: Money,
         schedule: Vec<Instalment>,
         checks: Vec<CreditFinding>,

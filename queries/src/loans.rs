@@ -70,7 +70,7 @@ pub enum EmploymentStatus {
 /// How the instalments are shaped.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Default)]
 pub enum ScheduleKind {
-    /// Equal totals; the last differs by the rounding kopecks.
+    /// Equal totals, except the first (its period's actual length) and the last (what is left).
     #[default]
     Annuity,
     /// Equal principal parts, interest on the falling balance.
@@ -154,8 +154,8 @@ pub struct Loan {
     #[graphql(skip)]
     pub last_early_repayment_on: Option<Date>,
     pub first_due_date: Option<Date>,
-    /// The annuity payment (ANNUITY) or the principal part (DIFFERENTIATED) of every instalment but
-    /// the last, as in force now.
+    /// The annuity payment (ANNUITY: the total of every instalment but the first and the last) or the
+    /// principal part (DIFFERENTIATED: of every instalment but the last), as in force now.
     pub fixed_part: Option<Money>,
     /// Instalments in the schedule in force (fewer after an early repayment that shortened the term).
     pub instalment_count: i32,
