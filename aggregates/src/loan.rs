@@ -57,9 +57,9 @@
 //!     nothing.
 //!   - *Partial*: the amount pays the interest accrued to its date first and the rest reduces the
 //!     principal, which must stay above zero; an amount not above the accrued interest is refused
-//!     (`EARLY_REPAYMENT_BELOW_ACCRUED_INTEREST`). Federal Law 353-FZ art. 11 p. 4: on an early
-//!     repayment the borrower pays the interest on the repaid amount up to the day of repayment, so
-//!     nothing accrued is forgiven. The schedule is then recalculated from the next unpaid
+//!     (`EARLY_REPAYMENT_BELOW_ACCRUED_INTEREST`). Civil Code art. 809 p. 4 (as amended by Federal
+//!     Law 284-FZ of 19 October 2011): on an early repayment, in full or in part, the lender is
+//!     owed the interest accrued up to the day of repayment, so nothing accrued is forgiven. The schedule is then recalculated from the next unpaid
 //!     instalment (same numbers and due dates) on the reduced balance, that instalment's period
 //!     running from the repayment date. `SHORTEN_TERM` keeps the payment (annuity) or the principal
 //!     part (differentiated) and drops instalments from the end; `LOWER_PAYMENT` keeps the number of

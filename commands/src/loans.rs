@@ -378,7 +378,9 @@ pub enum RecalculationInput {
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum EarlyRepaymentKind {
-    /// Part of the principal; the schedule is recalculated.
+    /// Part of the loan: the amount pays the interest accrued to its date first (by actual days;
+    /// none on a loan still on the monthly rule), the rest comes off the principal; the schedule
+    /// is recalculated.
     Partial,
     /// The whole loan: outstanding principal plus interest accrued in the current period.
     Full,
@@ -422,7 +424,9 @@ pub struct DecideLoanInput {
 #[derive(InputObject, Clone, Debug, Serialize)]
 pub struct RepayLoanEarlyInput {
     pub kind: EarlyRepaymentKind,
-    /// PARTIAL: what comes off the principal. FULL: must equal the payoff (an error tells it).
+    /// PARTIAL: the amount paid, above the interest accrued to today, which it pays first; the rest
+    /// comes off the principal and must leave some outstanding. FULL: must equal the payoff (an
+    /// error tells it).
     pub amount: MoneyInput,
     /// Required for PARTIAL.
     pub recalculation: Option<RecalculationInput>,

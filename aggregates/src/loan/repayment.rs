@@ -219,8 +219,8 @@ impl Loan {
                 amount,
                 recalculation,
             } => {
-                // Actual-day loans: the amount pays the interest accrued to its date first (353-FZ
-                // art. 11 p. 4), the rest reduces the principal, and the next period accrues from
+                // Actual-day loans: the amount pays the interest accrued to its date first (Civil
+                // Code art. 809 p. 4), the rest reduces the principal, and the next period accrues from
                 // `paid_on`. Legacy monthly loans: the whole amount is principal.
                 let (day_count, from) = match self.day_count {
                     Some(DayCount::ActualDays) => {

@@ -6,13 +6,16 @@
 //!   year`, with the actual number of calendar days from the period's start (exclusive) to its end
 //!   (inclusive) and the actual length of the year, 365 or 366; a period that spans a year end is
 //!   split at 31 December/1 January and each part takes its own year's length. `balance` is the
-//!   principal outstanding during the period. Source: Bank of Russia Regulation No. 39-P of
-//!   26 June 1998, item 3.9 ("в расчёт принимается величина процентной ставки (в процентах
-//!   годовых) и фактическое количество календарных дней ... за базу берётся действительное число
-//!   календарных дней в году (365 или 366 дней соответственно)"), the practice Russian lenders
-//!   follow for consumer loans under Federal Law 353-FZ. The exact sum over the year parts is
-//!   rounded once per period to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING)
-//!   (half away from zero).
+//!   principal outstanding during the period. Source: the convention of Bank of Russia
+//!   Regulation No. 39-P of 26 June 1998 on banks' interest accrual (interest on the actual
+//!   calendar days, a year of 365 or 366 days), with the Bank of Russia's letter No. 361-T of
+//!   27 December 1999, item 1, for a period across years of different lengths (the days in a
+//!   365-day year at 365 a year, those in a 366-day year at 366). The regulation no longer binds:
+//!   it was repealed from 23 November 2015 (Bank of Russia Ordinance No. 3817-U of 12 October
+//!   2015), and the day count is a term of the loan contract (Civil Code art. 809 p. 1); this
+//!   ledger's contracts keep that convention. The exact sum over the year parts is rounded once
+//!   per period to kopecks by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING) (half away from
+//!   zero).
 //! - **Periods.** Instalment `k`'s period runs from instalment `k − 1`'s due date to its own; the
 //!   first period runs from the date the money is lent (the disbursement; an approval's schedule, the
 //!   offer, assumes the decision date) to the first due date, on its actual length whatever it is

@@ -1,17 +1,18 @@
 //! Loans: application, decision, disbursement, repayments, arrears.
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{Datelike, NaiveDate, TimeDelta};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::super::plan::*;
 use super::super::shadow::*;
-use super::super::tariffs::{kopecks, minor_of};
 use super::timeline::*;
 use super::*;
 
 /// The scenario's own book of one loan: the schedule the dealership fixed (read from the log),
-/// what each instalment still owes, and the dates the payoff rule needs.
+/// what each instalment still owes, and the dates the early-repayment rule needs. The rate comes
+/// from the documented rate table and the interest of an early repayment is recomputed here by
+/// actual days, never read from the application.
 #[derive(Clone, Debug, Default)]
 pub(super) struct LoanBook {
     rate_percent: Decimal,
@@ -20,6 +21,8 @@ pub(super) struct LoanBook {
     instalments: Vec<(u32, NaiveDate, i64, i64)>,
     /// Instalments already paid in full (kept for the payoff's period start).
     paid: Vec<(u32, NaiveDate)>,
+    /// The last partial early repayment: interest up to it is paid, the period accrues from it.
+    last_partial_on: Option<NaiveDate>,
     outstanding_principal: i64,
     active: bool,
     defaulted: bool,
@@ -55,27 +58,31 @@ impl LoanBook {
         (principal, interest)
     }
 
-    /// The documented payoff: outstanding principal plus `principal × rate / 12 × elapsed days /
-    /// days in period`, rounded to kopecks half away from zero; the period runs from the previous
-    /// due date (or the disbursement) to the next one. Returns (principal, interest).
-    fn payoff(&self, on: NaiveDate) -> (i64, i64) {
+    /// The interest accrued on the outstanding principal on `on` (the documented rule for early
+    /// repayments, partial or full): by actual days from the start of the period in progress — the
+    /// previous due date paid (or the disbursement), or the last partial early repayment if later —
+    /// to `on`, at most to the next due date.
+    fn accrued(&self, on: NaiveDate) -> i64 {
         let (next_number, next_due, _, _) = self.instalments[0];
-        let start = self
+        let previous = self
             .paid
             .iter()
             .find(|(n, _)| n + 1 == next_number)
             .map(|(_, due)| *due)
             .or(self.disbursed_on)
             .unwrap();
-        let period = (next_due - start).num_days().max(1);
-        let elapsed = (on - start).num_days().clamp(0, period);
-        let interest = kopecks(
-            Decimal::new(self.outstanding_principal, 2)
-                * self.rate_percent
-                * Decimal::from(elapsed)
-                / (Decimal::from(1200) * Decimal::from(period)),
-        );
-        (self.outstanding_principal, minor_of(interest))
+        let start = previous.max(self.last_partial_on.unwrap_or(previous));
+        actual_day_interest(
+            self.outstanding_principal,
+            self.rate_percent,
+            start,
+            on.min(next_due),
+        )
+    }
+
+    /// The payoff on `on`: (outstanding principal, interest accrued to `on`).
+    fn payoff(&self, on: NaiveDate) -> (i64, i64) {
+        (self.outstanding_principal, self.accrued(on))
     }
 
     fn take_schedule(&mut self, schedule: &[Value]) {
@@ -90,6 +97,51 @@ impl LoanBook {
             )
         }));
     }
+}
+
+/// Interest in kopecks on `principal` kopecks at `rate_percent` a year for the days after `from`
+/// up to and including `to`, by actual days: each day adds `principal × rate / 100 / (365 or 366,
+/// its calendar year's length)`. Counted day by day in integers over the common denominator
+/// 100 × 365 × 366 (a common-year day weighs 366, a leap-year day 365) and rounded once, half away
+/// from zero (the convention documented in `aggregates::loan::schedule`).
+fn actual_day_interest(
+    principal: i64,
+    rate_percent: Decimal,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> i64 {
+    let mut weight: i128 = 0;
+    let mut day = from;
+    while day < to {
+        day = day.succ_opt().unwrap();
+        let leap = NaiveDate::from_ymd_opt(day.year(), 2, 29).is_some();
+        weight += if leap { 365 } else { 366 };
+    }
+    // rate_percent = mantissa / 10^scale.
+    let numerator = i128::from(principal) * rate_percent.mantissa() * weight;
+    let denominator = 10_i128.pow(rate_percent.scale()) * 100 * 365 * 366;
+    let (quotient, remainder) = (numerator / denominator, numerator % denominator);
+    let rounded = quotient + i128::from(2 * remainder.abs() >= denominator) * numerator.signum();
+    i64::try_from(rounded).unwrap()
+}
+
+/// The documented rate table (`aggregates::loan::credit` module docs), per cent a year, for an
+/// approved loan of `kind` and `score`.
+fn documented_rate(kind: LoanType, score: u32) -> Decimal {
+    let (car_loan, leasing) = match score {
+        800..=850 => ("14.9", "12.9"),
+        740..=799 => ("18.9", "16.9"),
+        670..=739 => ("22.9", "20.9"),
+        580..=669 => ("27.9", "25.9"),
+        _ => panic!("score {score} is refused by the documented policy"),
+    };
+    let rate = match kind {
+        LoanType::CarLoan => car_loan,
+        LoanType::Leasing => leasing,
+        LoanType::Instalment if score >= 670 => "0",
+        LoanType::Instalment => panic!("an instalment plan needs a score of 670"),
+    };
+    Decimal::from_str_exact(rate).unwrap()
 }
 
 impl Run<'_> {
@@ -177,11 +229,19 @@ impl Run<'_> {
                     "story {k}: the documented credit policy decides {loan:?}: {fields:#}"
                 );
                 if approved {
+                    let rate_percent = documented_rate(loan.kind, loan.credit_score);
+                    assert_eq!(
+                        Decimal::from_str_exact(fields["annual_rate_percent"].as_str().unwrap())
+                            .unwrap(),
+                        rate_percent,
+                        "story {k}: the documented rate table prices {loan:?}"
+                    );
+                    assert_eq!(
+                        fields["day_count"], "ActualDays",
+                        "story {k}: a new loan accrues by actual days"
+                    );
                     let mut book = LoanBook {
-                        rate_percent: Decimal::from_str_exact(
-                            fields["annual_rate_percent"].as_str().unwrap(),
-                        )
-                        .unwrap(),
+                        rate_percent,
                         outstanding_principal: self.states[k].financed,
                         ..LoanBook::default()
                     };
@@ -205,12 +265,25 @@ impl Run<'_> {
                     json!({ "id": loan, "idempotencyKey": key }),
                 )
                 .await;
+                let events = self.stream("LOAN", &loan).await;
+                let (kind, fields) = events.last().unwrap();
+                assert_eq!(kind, "LoanDisbursed");
                 let today = self.today();
                 let day = self.business_day();
                 let state = &mut self.states[k];
                 let book = state.loan.as_mut().unwrap();
                 book.disbursed_on = Some(today);
                 book.active = true;
+                // Money lent on another day than the decision's re-issues the schedule from it.
+                let reissued = fields["schedule"].as_array().unwrap();
+                if !reissued.is_empty() {
+                    book.take_schedule(reissued);
+                    assert_eq!(
+                        book.instalments.iter().map(|(.., p)| p).sum::<i64>(),
+                        state.financed,
+                        "story {k}: the re-issued schedule repays exactly the loan"
+                    );
+                }
                 let credit = commands::loans::credit_payment_id(loan.parse().unwrap()).to_string();
                 state.completed.push(Paid {
                     id: credit,
@@ -257,6 +330,14 @@ impl Run<'_> {
                 if amount >= book.outstanding_principal {
                     return;
                 }
+                // The amount pays the interest accrued to its date first, the rest the principal.
+                let today = self.today();
+                let interest = book.accrued(today);
+                assert!(
+                    amount > interest,
+                    "story {k}: the plan prepays more than the interest accrued ({amount} vs {interest})"
+                );
+                let principal = amount - interest;
                 let loan = id(k, 5, 0);
                 let currency = self.states[k].currency;
                 let recalculation = if lower_payment {
@@ -274,10 +355,19 @@ impl Run<'_> {
                 let events = self.stream("LOAN", &loan).await;
                 let (kind, fields) = events.last().unwrap();
                 assert_eq!(kind, "LoanRepaidEarly");
+                assert_eq!(
+                    (
+                        minor_in(&fields["principal"]),
+                        minor_in(&fields["interest"])
+                    ),
+                    (principal, interest),
+                    "story {k}: a partial early repayment on {today} pays the interest accrued by actual days first"
+                );
                 let day = self.business_day();
                 let state = &mut self.states[k];
                 let book = state.loan.as_mut().unwrap();
-                book.outstanding_principal -= amount;
+                book.outstanding_principal -= principal;
+                book.last_partial_on = Some(today);
                 book.take_schedule(fields["schedule"].as_array().unwrap());
                 assert_eq!(
                     book.instalments.iter().map(|(.., p)| p).sum::<i64>(),
@@ -294,7 +384,8 @@ impl Run<'_> {
                     currency,
                     |p| {
                         p.debit(CASH, amount, None)
-                            .credit(LOAN_RECEIVABLE, amount, Some(&customer))
+                            .credit(LOAN_RECEIVABLE, principal, Some(&customer))
+                            .credit(INTEREST_INCOME, interest, None)
                     },
                 );
             }
