@@ -13,6 +13,7 @@
 //! - [`policy`]: the permission matrix, enforced before any resolver runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
 //! - [`server`]: the connection loop (header deadline, connection cap, bounded drain).
+//! - [`snapshots`]: snapshots for long streams after `import-events` and `rebuild`.
 //! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod policy;
 pub mod schema;
 pub mod server;
+pub mod snapshots;
 pub mod transfer;
 
 pub use app::{Application, Ledger};

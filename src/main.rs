@@ -224,6 +224,15 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("rebuilding {name}"))?;
                 eprintln!("{name}: rebuilt up to position {position}");
             }
+            let refreshed = autosalon::snapshots::refresh_long_streams(&ledger.db)
+                .await
+                .context("writing snapshots for long streams")?;
+            eprintln!(
+                "snapshots: {} written for {} streams of more than {} events",
+                refreshed.written,
+                refreshed.long_streams,
+                eventstore::repository::SNAPSHOT_EVERY_EVENTS
+            );
             Ok(())
         }
         Command::ExportEvents { output, database } => {

@@ -8,8 +8,9 @@
 //!
 //! An import goes into a database whose log is empty, in one transaction: either every event lands,
 //! at the very position it had, with its original `recorded_at`, or nothing does. Snapshots are not
-//! copied (they are a cache, rebuilt as aggregates are used), and read models are rebuilt from the log
-//! by the projectors when the server starts.
+//! copied (they are a cache): once the log is in, every stream longer than the snapshot interval gets
+//! one at its last sequence ([`crate::snapshots`]). Read models are rebuilt from the log by the
+//! projectors when the server starts.
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -190,5 +191,9 @@ pub async fn import_events(db: &Database, input: &mut dyn BufRead) -> anyhow::Re
     }
     tx.commit().await?;
     db.notify_appended();
+    // The log is complete: long streams get their snapshot now, not on their first slow load.
+    crate::snapshots::refresh_long_streams(db)
+        .await
+        .context("writing snapshots for long streams")?;
     Ok(imported)
 }

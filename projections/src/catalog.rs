@@ -2,8 +2,15 @@
 //! for counts per brand and model.
 //!
 //! Tables `catalog_vehicles` (one row per stocked vehicle, with whether it is available and when it
-//! was sold or withdrawn, so days in stock can be computed) and `catalog_price_history` (one row per
-//! reprice). See docs/read-models.md for the contract.
+//! was sold or withdrawn, so days in stock can be computed), `catalog_price_history` (one row per
+//! reprice) and `catalog_counts` (how many vehicles there are per brand, model, condition and status,
+//! kept in the same transaction as the vehicles, so counts never read `catalog_vehicles`). See
+//! docs/read-models.md for the contract.
+//!
+//! Indexes follow the catalog's filter shapes (`queries::vehicles` builds its `WHERE` from the
+//! filters given): the list is ordered by arrival (`stocked_position, vehicle_id`), so each equality
+//! filter has an index ending in that order (status; condition; brand; brand and model), a page is
+//! read in index order and stops after the page; year and price ranges have their own.
 
 use aggregates::vehicle::{Condition, VehicleEvent, VehicleStatus};
 use eventstore::RecordedEvent;
@@ -38,13 +45,32 @@ const SCHEMA: &[&str] = &[
         withdrawn_at          text,
         stocked_position      integer NOT NULL,
         updated_at            text    NOT NULL,
-        last_position         integer NOT NULL
+        last_position         integer NOT NULL,
+        brand_key             text    NOT NULL,
+        model_key             text    NOT NULL
     ) STRICT",
-    "CREATE INDEX IF NOT EXISTS catalog_vehicles_brand_model ON catalog_vehicles (brand, model)",
-    "CREATE INDEX IF NOT EXISTS catalog_vehicles_status ON catalog_vehicles (status)",
-    "CREATE INDEX IF NOT EXISTS catalog_vehicles_price ON catalog_vehicles (list_price_minor)",
     "CREATE INDEX IF NOT EXISTS catalog_vehicles_arrival ON catalog_vehicles (stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_status_arrival
+        ON catalog_vehicles (status, stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_condition_arrival
+        ON catalog_vehicles (condition, stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_brand_arrival
+        ON catalog_vehicles (brand_key, stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_model_arrival
+        ON catalog_vehicles (brand_key, model_key, stocked_position, vehicle_id)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_year ON catalog_vehicles (year)",
+    "CREATE INDEX IF NOT EXISTS catalog_vehicles_price ON catalog_vehicles (currency, list_price_minor)",
     "CREATE INDEX IF NOT EXISTS catalog_vehicles_available ON catalog_vehicles (available)",
+    "CREATE TABLE IF NOT EXISTS catalog_counts (
+        brand     text    NOT NULL,
+        model     text    NOT NULL,
+        brand_key text    NOT NULL,
+        model_key text    NOT NULL,
+        condition text    NOT NULL,
+        status    text    NOT NULL,
+        vehicles  integer NOT NULL,
+        PRIMARY KEY (brand, model, condition, status)
+    ) STRICT",
     "CREATE TABLE IF NOT EXISTS catalog_price_history (
         vehicle_id      text    NOT NULL,
         position        integer NOT NULL,
@@ -57,6 +83,11 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (vehicle_id, position)
     ) STRICT",
 ];
+
+/// The key a brand or model is matched by: its lower case (Unicode), the same on both backends.
+pub fn match_key(name: &str) -> String {
+    name.to_lowercase()
+}
 
 /// The SQL spelling of a condition (also what GraphQL filters compare against).
 pub fn condition_str(condition: Condition) -> &'static str {
@@ -73,12 +104,17 @@ impl Projector for Catalog {
 
     /// 2: `mileage_km` follows the odometer at each recorded service.
     /// 3: `available`, `sold_at`, `withdrawn_at` and the table `catalog_price_history`.
+    /// 4: `brand_key`, `model_key`, indexes per filter shape and the table `catalog_counts`.
     fn version(&self) -> i64 {
-        3
+        4
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["catalog_vehicles", "catalog_price_history"]
+        &[
+            "catalog_vehicles",
+            "catalog_price_history",
+            "catalog_counts",
+        ]
     }
 
     fn schema(&self) -> &'static [&'static str] {
@@ -117,13 +153,20 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
         } => {
             let specifications = serde_json::to_string(&specifications)
                 .map_err(|err| crate::inconsistent(event, err.to_string()))?;
+            let group = Group {
+                brand_key: match_key(&brand),
+                model_key: match_key(&model),
+                brand: brand.clone(),
+                model: model.clone(),
+                condition: condition_str(condition).to_string(),
+            };
             sqlx::query(
                 "INSERT INTO catalog_vehicles (vehicle_id, vin, brand, model, year, trim, colour, mileage_km,
                     condition, location, status, reserved_for_order_id, list_price, list_price_minor, currency,
                     specifications, available, stocked_at, sold_at, withdrawn_at, stocked_position, updated_at,
-                    last_position)
+                    last_position, brand_key, model_key)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15, 1, $16, NULL, NULL,
-                    $17, $18, $17)",
+                    $17, $18, $17, $19, $20)",
             )
             .bind(id)
             .bind(vin.as_str())
@@ -143,8 +186,11 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             .bind(crate::rfc3339(stocked_at))
             .bind(event.position)
             .bind(&at)
+            .bind(&group.brand_key)
+            .bind(&group.model_key)
             .execute(&mut *conn)
             .await?;
+            count(conn, &group, VehicleStatus::Available.as_str(), 1).await?;
             return Ok(());
         }
         VehicleEvent::VehicleRepriced {
@@ -217,12 +263,64 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
     .and_then(|done| crate::expect_one_row(event, done.rows_affected()))
 }
 
+/// The counting group of one vehicle (everything of `catalog_counts` but the status).
+struct Group {
+    brand: String,
+    model: String,
+    brand_key: String,
+    model_key: String,
+    condition: String,
+}
+
+/// Adds `delta` to the vehicles of `group` in `status`.
+async fn count(
+    conn: &mut AnyConnection,
+    group: &Group,
+    status: &str,
+    delta: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO catalog_counts (brand, model, brand_key, model_key, condition, status, vehicles)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (brand, model, condition, status)
+         DO UPDATE SET vehicles = catalog_counts.vehicles + excluded.vehicles",
+    )
+    .bind(&group.brand)
+    .bind(&group.model)
+    .bind(&group.brand_key)
+    .bind(&group.model_key)
+    .bind(&group.condition)
+    .bind(status)
+    .bind(delta)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves the vehicle to `status`, and its count from its previous status to the new one.
 async fn set_status(
     conn: &mut AnyConnection,
     event: &RecordedEvent,
     status: VehicleStatus,
     order_id: Option<String>,
 ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+    let before: Option<(String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT brand, model, brand_key, model_key, condition, status FROM catalog_vehicles WHERE vehicle_id = $1",
+    )
+    .bind(&event.aggregate_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((brand, model, brand_key, model_key, condition, previous)) = before {
+        let group = Group {
+            brand,
+            model,
+            brand_key,
+            model_key,
+            condition,
+        };
+        count(conn, &group, &previous, -1).await?;
+        count(conn, &group, status.as_str(), 1).await?;
+    }
     sqlx::query(
         "UPDATE catalog_vehicles SET status = $1, reserved_for_order_id = $2, updated_at = $3, last_position = $4,
             available = $6,

@@ -277,20 +277,9 @@ const SELECT_VEHICLE: &str = "SELECT vehicle_id, vin, brand, model, year, trim, 
         sold_at, withdrawn_at, updated_at, stocked_position
    FROM catalog_vehicles";
 
-/// The filter as SQL: every optional bound is `($n IS NULL OR ...)`, so the statement is static.
-const FILTER: &str = "($1 IS NULL OR lower(brand) = lower($1))
-    AND ($2 IS NULL OR lower(model) = lower($2))
-    AND ($3 IS NULL OR year >= $3)
-    AND ($4 IS NULL OR year <= $4)
-    AND ($5 IS NULL OR list_price_minor >= $5)
-    AND ($6 IS NULL OR list_price_minor <= $6)
-    AND ($7 IS NULL OR currency = $7)
-    AND ($8 IS NULL OR condition = $8)
-    AND ($9 IS NULL OR status = $9)";
-
 struct BoundFilter {
-    brand: Option<String>,
-    model: Option<String>,
+    brand_key: Option<String>,
+    model_key: Option<String>,
     year_from: Option<i64>,
     year_to: Option<i64>,
     price_from_minor: Option<i64>,
@@ -298,6 +287,114 @@ struct BoundFilter {
     currency: Option<&'static str>,
     condition: Option<&'static str>,
     status: Option<&'static str>,
+}
+
+impl BoundFilter {
+    /// Whether `catalog_counts` can answer a count: it keeps brand, model, condition and status, not
+    /// years or prices.
+    fn countable(&self) -> bool {
+        self.year_from.is_none()
+            && self.year_to.is_none()
+            && self.price_from_minor.is_none()
+            && self.price_to_minor.is_none()
+    }
+
+    /// The conditions of the filters given, and only those, so the planner sees each statement's
+    /// real shape and picks the index for it (a `$n IS NULL OR …` for every possible filter would
+    /// leave it nothing to use). `counts_table`: only those `catalog_counts` has (see `countable`).
+    fn conditions(&self, sql: &mut Sql, counts_table: bool) {
+        if let Some(brand) = &self.brand_key {
+            sql.condition("brand_key = ", Arg::Text(brand.clone()));
+        }
+        if let Some(model) = &self.model_key {
+            sql.condition("model_key = ", Arg::Text(model.clone()));
+        }
+        if let Some(condition) = self.condition {
+            sql.condition("condition = ", Arg::Text(condition.to_string()));
+        }
+        if let Some(status) = self.status {
+            sql.condition("status = ", Arg::Text(status.to_string()));
+        }
+        if counts_table {
+            return;
+        }
+        if let Some(currency) = self.currency {
+            sql.condition("currency = ", Arg::Text(currency.to_string()));
+        }
+        if let Some(from) = self.price_from_minor {
+            sql.condition("list_price_minor >= ", Arg::Int(from));
+        }
+        if let Some(to) = self.price_to_minor {
+            sql.condition("list_price_minor <= ", Arg::Int(to));
+        }
+        if let Some(from) = self.year_from {
+            sql.condition("year >= ", Arg::Int(from));
+        }
+        if let Some(to) = self.year_to {
+            sql.condition("year <= ", Arg::Int(to));
+        }
+    }
+}
+
+/// One bound value of a built statement.
+#[derive(Clone, Debug)]
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A statement built from the filters given: its SQL with `$1, $2, …` and the values they stand for.
+#[derive(Clone, Debug, Default)]
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+    /// Whether a `WHERE` has been written yet.
+    filtered: bool,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `arg`.
+    fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        let placeholder = format!("${}", self.args.len());
+        self.text.push_str(&placeholder);
+        self
+    }
+
+    /// Appends `WHERE` or `AND`, then `left` and a placeholder for `arg`.
+    fn condition(&mut self, left: &str, arg: Arg) -> &mut Self {
+        let joiner = if self.filtered { " AND " } else { " WHERE " };
+        self.filtered = true;
+        self.text.push_str(joiner);
+        self.text.push_str(left);
+        self.bind(arg)
+    }
+}
+
+/// Binds a built statement's values, in order.
+macro_rules! bind_args {
+    ($query:expr, $sql:expr) => {{
+        let mut query = $query;
+        for arg in &$sql.args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text.clone()),
+                Arg::Int(number) => query.bind(*number),
+            };
+        }
+        query
+    }};
 }
 
 fn bind_filter(filter: &VehicleFilter) -> ApiResult<BoundFilter> {
@@ -312,10 +409,16 @@ fn bind_filter(filter: &VehicleFilter) -> ApiResult<BoundFilter> {
             .transpose()
     };
     let price_given = filter.price_from.is_some() || filter.price_to.is_some();
-    Ok(BoundFilter {
-        brand: filter.brand.as_ref().map(|s| s.trim().to_string()),
-        model: filter.model.as_ref().map(|s| s.trim().to_string()),
-        // `year` is a BIGINT column on PostgreSQL: bind the same type.
+    let bound = BoundFilter {
+        // Matched case-insensitively through the projector's keys (see `catalog::match_key`).
+        brand_key: filter
+            .brand
+            .as_ref()
+            .map(|s| projections::catalog::match_key(s.trim())),
+        model_key: filter
+            .model
+            .as_ref()
+            .map(|s| projections::catalog::match_key(s.trim())),
         year_from: filter.year_from.map(i64::from),
         year_to: filter.year_to.map(i64::from),
         price_from_minor: minor(filter.price_from, "priceFrom")?,
@@ -331,22 +434,65 @@ fn bind_filter(filter: &VehicleFilter) -> ApiResult<BoundFilter> {
             VehicleStatus::Sold => "SOLD",
             VehicleStatus::Withdrawn => "WITHDRAWN",
         }),
-    })
+    };
+    Ok(bound)
 }
 
-macro_rules! bind_all {
-    ($query:expr, $f:expr) => {
-        $query
-            .bind(&$f.brand)
-            .bind(&$f.model)
-            .bind($f.year_from)
-            .bind($f.year_to)
-            .bind($f.price_from_minor)
-            .bind($f.price_to_minor)
-            .bind($f.currency)
-            .bind($f.condition)
-            .bind($f.status)
+/// How many vehicles match: summed from `catalog_counts` when the filter is one it keeps, else
+/// counted over the index of the filter's range.
+fn count_statement(bound: &BoundFilter) -> Sql {
+    if bound.countable() {
+        let mut sql =
+            Sql::new("SELECT CAST(COALESCE(SUM(vehicles), 0) AS BIGINT) FROM catalog_counts");
+        bound.conditions(&mut sql, true);
+        sql
+    } else {
+        let mut sql = Sql::new("SELECT count(*) FROM catalog_vehicles");
+        bound.conditions(&mut sql, false);
+        sql
+    }
+}
+
+/// One page in arrival order, after the cursor if any: `limit` rows at most.
+fn page_statement(bound: &BoundFilter, after: Option<&(i64, String)>, limit: i64) -> Sql {
+    let mut sql = Sql::new(SELECT_VEHICLE);
+    bound.conditions(&mut sql, false);
+    if let Some((position, id)) = after {
+        let joiner = if sql.filtered { " AND " } else { " WHERE " };
+        sql.filtered = true;
+        sql.push(joiner).push("(stocked_position, vehicle_id) > (");
+        sql.bind(Arg::Int(*position)).push(", ");
+        sql.bind(Arg::Text(id.clone())).push(")");
+    }
+    sql.push(" ORDER BY stocked_position, vehicle_id LIMIT ");
+    sql.bind(Arg::Int(limit));
+    sql
+}
+
+/// Counts grouped by brand (and model): from `catalog_counts` when it keeps the filter, else over
+/// the vehicles in the filter's range.
+fn grouped_count_statement(bound: &BoundFilter, grouping: CatalogGrouping) -> Sql {
+    let (select, group) = match grouping {
+        CatalogGrouping::Brand => ("brand, NULL AS model", "brand"),
+        CatalogGrouping::BrandAndModel => ("brand, model", "brand, model"),
     };
+    let mut sql = if bound.countable() {
+        let mut sql = Sql::new(&format!(
+            "SELECT {select}, CAST(SUM(vehicles) AS BIGINT) AS count FROM catalog_counts"
+        ));
+        bound.conditions(&mut sql, true);
+        sql.push(&format!(" GROUP BY {group} HAVING SUM(vehicles) > 0"));
+        sql
+    } else {
+        let mut sql = Sql::new(&format!(
+            "SELECT {select}, count(*) AS count FROM catalog_vehicles"
+        ));
+        bound.conditions(&mut sql, false);
+        sql.push(&format!(" GROUP BY {group}"));
+        sql
+    };
+    sql.push(&format!(" ORDER BY {group}"));
+    sql
 }
 
 /// One vehicle by id.
@@ -376,25 +522,13 @@ pub async fn search(
     // The count, the page and the position, all from one snapshot: they describe the same catalog.
     let mut snapshot = Snapshot::open(pool).await?;
     let reflects_position = snapshot.position("catalog").await?;
-    let count_sql = format!("SELECT count(*) FROM catalog_vehicles WHERE {FILTER}");
-    let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), bound)
+    let count = count_statement(&bound);
+    let total: i64 = bind_args!(sqlx::query_scalar(&count.text), count)
         .fetch_one(snapshot.conn())
         .await?;
-    let (after_position, after_id) = page
-        .after
-        .as_ref()
-        .map(|cursor| cursor.0.clone())
-        .unwrap_or((i64::MIN, String::new()));
-    let sql = format!(
-        "{SELECT_VEHICLE} WHERE {FILTER}
-            AND (stocked_position, vehicle_id) > ($10, $11)
-          ORDER BY stocked_position, vehicle_id
-          LIMIT $12"
-    );
-    let rows: Vec<VehicleRow> = bind_all!(sqlx::query_as(&sql), bound)
-        .bind(after_position)
-        .bind(after_id)
-        .bind(page.fetch_limit())
+    let after = page.after.as_ref().map(|cursor| &cursor.0);
+    let statement = page_statement(&bound, after, page.fetch_limit());
+    let rows: Vec<VehicleRow> = bind_args!(sqlx::query_as(&statement.text), statement)
         .fetch_all(snapshot.conn())
         .await?;
     let has_next = rows.len() > page.first;
@@ -422,16 +556,11 @@ pub async fn counts(
     grouping: CatalogGrouping,
 ) -> ApiResult<Vec<CatalogCount>> {
     let bound = bind_filter(filter)?;
-    let (select, group) = match grouping {
-        CatalogGrouping::Brand => ("brand, NULL AS model", "brand"),
-        CatalogGrouping::BrandAndModel => ("brand, model", "brand, model"),
-    };
-    let sql = format!(
-        "SELECT {select}, count(*) AS count FROM catalog_vehicles WHERE {FILTER} GROUP BY {group} ORDER BY {group}"
-    );
-    let rows: Vec<(String, Option<String>, i64)> = bind_all!(sqlx::query_as(&sql), bound)
-        .fetch_all(pool)
-        .await?;
+    let statement = grouped_count_statement(&bound, grouping);
+    let rows: Vec<(String, Option<String>, i64)> =
+        bind_args!(sqlx::query_as(&statement.text), statement)
+            .fetch_all(pool)
+            .await?;
     Ok(rows
         .into_iter()
         .map(|(brand, model, count)| CatalogCount {
@@ -440,4 +569,65 @@ pub async fn counts(
             count,
         })
         .collect())
+}
+
+/// One statement the catalog runs and how the database plans it.
+#[derive(Clone, Debug)]
+pub struct QueryPlan {
+    /// The statement, with `$n` placeholders.
+    pub sql: String,
+    /// The planner's report, one line per step: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
+    /// PostgreSQL.
+    pub plan: Vec<String>,
+}
+
+/// The plans of the statements `vehicles(filter)` (its count and a page after a cursor) and
+/// `vehicleCounts(filter, grouping)` run, with the values they would be given. On PostgreSQL the
+/// planner runs with `enable_seqscan = off` (in a transaction that is rolled back), so a
+/// sequential scan in a plan means no index applies, whatever the table's size. For the tests
+/// that hold each filter shape to its index.
+pub async fn query_plans(
+    pool: &DbPool,
+    filter: &VehicleFilter,
+    grouping: CatalogGrouping,
+) -> ApiResult<Vec<QueryPlan>> {
+    let bound = bind_filter(filter)?;
+    let statements = [
+        count_statement(&bound),
+        page_statement(&bound, None, 11),
+        page_statement(&bound, Some(&(0, String::new())), 11),
+        grouped_count_statement(&bound, grouping),
+    ];
+    let backend = eventstore::Backend::of(pool);
+    let mut tx = pool.begin().await?;
+    if backend == eventstore::Backend::Postgres {
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut plans = Vec::new();
+    for statement in statements {
+        let plan = match backend {
+            eventstore::Backend::Sqlite => {
+                let explain = format!("EXPLAIN QUERY PLAN {}", statement.text);
+                let rows: Vec<(i64, i64, i64, String)> =
+                    bind_args!(sqlx::query_as(&explain), statement)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                rows.into_iter().map(|(.., detail)| detail).collect()
+            }
+            eventstore::Backend::Postgres => {
+                let explain = format!("EXPLAIN {}", statement.text);
+                bind_args!(sqlx::query_scalar::<_, String>(&explain), statement)
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+        };
+        plans.push(QueryPlan {
+            sql: statement.text,
+            plan,
+        });
+    }
+    tx.rollback().await?;
+    Ok(plans)
 }

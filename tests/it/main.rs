@@ -4,6 +4,7 @@
 mod access;
 mod bad_input;
 mod bookings;
+mod catalog;
 mod crash;
 mod customer_history;
 mod customer_journey;
@@ -28,5 +29,6 @@ mod reports;
 mod rows;
 mod scenario;
 mod schema;
+mod snapshots;
 mod storage;
 mod transfer;
