@@ -43,23 +43,41 @@ pub struct Generated {
     pub sample_model: (String, String),
 }
 
-/// The scenario events, exported (one JSON object per event, without the header).
-pub async fn play_seed(stories: usize) -> Vec<Value> {
-    let scenario = crate::scenario::generate(crate::scenario::base_seed(), stories..=stories);
-    let played = crate::scenario::play(&scenario).await;
-    let db = eventstore::Database::connect(&played.database_url())
-        .await
-        .expect("the played database opens");
-    let mut out = Vec::new();
-    autosalon::transfer::export_events(db.pool(), &mut out)
-        .await
-        .expect("the played log exports");
-    db.close().await;
-    out.split(|b| *b == b'\n')
-        .skip(1)
-        .filter(|line| !line.is_empty())
-        .map(|line| serde_json::from_slice(line).expect("an exported event"))
-        .collect()
+/// What a log of the dealership holds: the aggregates a generated log must have events of.
+pub const MIX: [&str; 6] = ["Order", "Payment", "Loan", "Policy", "Booking", "Vehicle"];
+
+/// The events of a played scenario of `stories` stories, exported (one JSON object per event,
+/// without the header). Seeds are tried in turn from the scenarios' base seed, at most `tries` of
+/// them, until one reaches every aggregate of [`MIX`]; the last one played is kept either way.
+pub async fn play_seed(stories: usize, tries: u64) -> Vec<Value> {
+    let mut events = Vec::new();
+    for n in 0..tries.max(1) {
+        let seed = crate::scenario::base_seed() + n;
+        let scenario = crate::scenario::generate(seed, stories..=stories);
+        let played = crate::scenario::play(&scenario).await;
+        let db = eventstore::Database::connect(&played.database_url())
+            .await
+            .expect("the played database opens");
+        let mut out = Vec::new();
+        autosalon::transfer::export_events(db.pool(), &mut out)
+            .await
+            .expect("the played log exports");
+        db.close().await;
+        events = out
+            .split(|b| *b == b'\n')
+            .skip(1)
+            .filter(|line| !line.is_empty())
+            .map(|line| serde_json::from_slice(line).expect("an exported event"))
+            .collect();
+        let reached: HashSet<&str> = events
+            .iter()
+            .filter_map(|e: &Value| e["aggregate_type"].as_str())
+            .collect();
+        if MIX.iter().all(|a| reached.contains(a)) {
+            break;
+        }
+    }
+    events
 }
 
 /// A VIN of Russian assembly (no check digit), distinct for every `n`.
