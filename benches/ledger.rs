@@ -206,8 +206,8 @@ async fn main() {
     let began = Instant::now();
     let machine = report::Machine::this();
     println!(
-        "ledger bench, size {}: {} CPUs ({}), kernel {}",
-        size.name, machine.cpus, machine.cpu_model, machine.kernel
+        "ledger bench, size {}: {} CPUs ({}), kernel {}, load average {}",
+        size.name, machine.cpus, machine.cpu_model, machine.kernel, machine.load_average
     );
 
     let seed = log::play_seed(size.seed_stories, size.seed_tries).await;

@@ -242,6 +242,8 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub kernel: String,
+    /// `/proc/loadavg` when the run began: other work on the machine moves every figure.
+    pub load_average: String,
 }
 
 impl Machine {
@@ -260,6 +262,9 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model,
             kernel,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.trim().to_string())
+                .unwrap_or_default(),
         }
     }
 }
