@@ -203,6 +203,52 @@ pub struct Database {
     signals: Arc<Signals>,
     leases: Arc<Leases>,
     listener: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// SQLite's one write lock, taken in this process before SQLite's own: whoever writes waits here,
+    /// woken the instant the previous writer finishes, instead of sleeping in SQLite's busy handler
+    /// (which polls at 1, 2, 5, 10 … ms and is not woken when the lock frees). Unused on PostgreSQL,
+    /// which has row locks and the append lock.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// The appender (group commit).
+    writer: crate::writer::Writer,
+}
+
+/// A write transaction. On SQLite it holds the write gate until it commits, rolls back or is dropped,
+/// so no other writer of this process is ever turned away by SQLite's lock.
+pub struct WriteTx {
+    // Declared first, so it is dropped (rolled back) before the turn is given up.
+    tx: Transaction<'static, Db>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits; the gate is released once the commit has returned.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+/// Like a [`Transaction`], it is used as its connection: `&mut *tx`.
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// This process's turn to write (see [`Database::write_turn`]).
+pub struct WriteTurn {
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Database {
@@ -259,6 +305,9 @@ impl Database {
                     })
                     .connect(url)
                     .await?;
+                let write_gate = Arc::new(tokio::sync::Mutex::new(()));
+                let writer =
+                    crate::writer::Writer::spawn(pool.clone(), backend, Some(write_gate.clone()));
                 Self {
                     backend,
                     pool,
@@ -266,6 +315,8 @@ impl Database {
                     signals,
                     leases: Arc::new(Leases::local()),
                     listener: Arc::default(),
+                    write_gate,
+                    writer,
                 }
             }
             Backend::Postgres => {
@@ -284,6 +335,7 @@ impl Database {
                     .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
                     .connect(url)
                     .await?;
+                let writer = crate::writer::Writer::spawn(pool.clone(), backend, None);
                 Self {
                     backend,
                     pool,
@@ -291,6 +343,8 @@ impl Database {
                     signals,
                     leases: Arc::new(Leases::postgres(options)),
                     listener: Arc::default(),
+                    write_gate: Arc::default(),
+                    writer,
                 }
             }
         };
@@ -339,11 +393,38 @@ impl Database {
         &self.leases
     }
 
+    pub(crate) fn writer(&self) -> &crate::writer::Writer {
+        &self.writer
+    }
+
+    /// Waits for this process's turn to write. On SQLite, every write of the process takes it before
+    /// SQLite's lock (appends, projector batches, sessions, schema changes), so writers queue here and
+    /// never in SQLite's busy handler; on PostgreSQL it is free.
+    pub async fn write_turn(&self) -> WriteTurn {
+        WriteTurn {
+            _turn: self.take_turn().await,
+        }
+    }
+
+    async fn take_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Opens a write transaction ([`Backend::begin_write`]) in this process's turn to write.
+    pub async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.take_turn().await;
+        let tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
     /// Opens a transaction for changing read-model schemas and checkpoints (resets, rebuilds, guards).
     /// On SQLite it holds the write lock; on PostgreSQL it also takes an advisory lock, so several
     /// servers starting together change one schema at a time.
-    pub async fn begin_exclusive(&self) -> Result<Transaction<'static, Db>, sqlx::Error> {
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+    pub async fn begin_exclusive(&self) -> Result<WriteTx, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query(&format!(
                 "SELECT CAST(pg_advisory_xact_lock({LOCK_NAMESPACE}, {SCHEMA_LOCK}) AS TEXT)"
@@ -414,7 +495,7 @@ impl Database {
     /// file is written, synced and committed. PostgreSQL: a transaction that is given an id, so
     /// its commit record is written and flushed (a read-only server refuses it).
     async fn probe_write(&self) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let mut tx = self.begin_write().await?;
         match self.backend {
             Backend::Sqlite => {
                 let version: i64 = sqlx::query_scalar("PRAGMA user_version")

@@ -6,6 +6,7 @@
 //! - [`database`]: connecting (pragmas, assertions), migrations, the append notification.
 //! - [`repository`]: the backend seam. [`EventRepository`] is what cqrs-es persists through; a new
 //!   backend is a new variant there and in [`Database`], nothing above this crate changes.
+//! - [`writer`]: the embedded store's appender (group commit).
 //! - [`log`]: reading the global log ([`RecordedEvent`]) and single aggregate streams.
 //! - [`metadata`]: who did what, and why: the metadata every command writes into its events.
 //!
@@ -17,8 +18,9 @@ pub mod leases;
 pub mod log;
 pub mod metadata;
 pub mod repository;
+pub mod writer;
 
-pub use database::{Backend, Database, Db, DbPool, StoreError};
+pub use database::{Backend, Database, Db, DbPool, StoreError, WriteTurn, WriteTx};
 pub use leases::Leases;
 pub use log::{EventLog, RecordedEvent};
 pub use metadata::CommandMetadata;

@@ -24,22 +24,24 @@ pub type Cqrs<A> = CqrsFramework<A, Store<A>>;
 
 /// The selected backend's event repository.
 pub enum EventRepository {
-    /// The embedded default.
-    Sqlite(SqliteEventRepository),
-    /// The production backend.
-    Postgres(PostgresEventRepository),
+    /// The embedded default: sqlite-es reads, the group-committing appender writes.
+    Sqlite(SqliteEventRepository, crate::writer::Writer),
+    /// The production backend: postgres-es reads, the group-committing appender writes.
+    Postgres(PostgresEventRepository, crate::writer::Writer),
 }
 
 impl Database {
     /// The backend's repository for cqrs-es.
     pub fn event_repository(&self) -> EventRepository {
         match self.native() {
-            NativePool::Sqlite(pool) => {
-                EventRepository::Sqlite(SqliteEventRepository::new(pool.clone()))
-            }
-            NativePool::Postgres(pool) => {
-                EventRepository::Postgres(PostgresEventRepository::new(pool.clone()))
-            }
+            NativePool::Sqlite(pool) => EventRepository::Sqlite(
+                SqliteEventRepository::new(pool.clone()),
+                self.writer().clone(),
+            ),
+            NativePool::Postgres(pool) => EventRepository::Postgres(
+                PostgresEventRepository::new(pool.clone()),
+                self.writer().clone(),
+            ),
         }
     }
 
@@ -81,8 +83,8 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.get_events::<A>(aggregate_id).await,
-            Self::Postgres(repo) => repo.get_events::<A>(aggregate_id).await,
+            Self::Sqlite(repo, _) => repo.get_events::<A>(aggregate_id).await,
+            Self::Postgres(repo, _) => repo.get_events::<A>(aggregate_id).await,
         }
     }
 
@@ -92,8 +94,8 @@ impl PersistedEventRepository for EventRepository {
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
-            Self::Postgres(repo) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Self::Sqlite(repo, _) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
+            Self::Postgres(repo, _) => repo.get_last_events::<A>(aggregate_id, last_sequence).await,
         }
     }
 
@@ -102,8 +104,8 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.get_snapshot::<A>(aggregate_id).await,
-            Self::Postgres(repo) => repo.get_snapshot::<A>(aggregate_id).await,
+            Self::Sqlite(repo, _) => repo.get_snapshot::<A>(aggregate_id).await,
+            Self::Postgres(repo, _) => repo.get_snapshot::<A>(aggregate_id).await,
         }
     }
 
@@ -113,8 +115,8 @@ impl PersistedEventRepository for EventRepository {
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.persist::<A>(events, snapshot_update).await,
-            Self::Postgres(repo) => repo.persist::<A>(events, snapshot_update).await,
+            Self::Sqlite(_, writer) => writer.append(A::TYPE, events, snapshot_update).await,
+            Self::Postgres(_, writer) => writer.append(A::TYPE, events, snapshot_update).await,
         }
     }
 
@@ -123,15 +125,15 @@ impl PersistedEventRepository for EventRepository {
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.stream_events::<A>(aggregate_id).await,
-            Self::Postgres(repo) => repo.stream_events::<A>(aggregate_id).await,
+            Self::Sqlite(repo, _) => repo.stream_events::<A>(aggregate_id).await,
+            Self::Postgres(repo, _) => repo.stream_events::<A>(aggregate_id).await,
         }
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
         match self {
-            Self::Sqlite(repo) => repo.stream_all_events::<A>().await,
-            Self::Postgres(repo) => repo.stream_all_events::<A>().await,
+            Self::Sqlite(repo, _) => repo.stream_all_events::<A>().await,
+            Self::Postgres(repo, _) => repo.stream_all_events::<A>().await,
         }
     }
 }

@@ -116,11 +116,7 @@ impl Sessions {
     ) -> Result<(Uuid, String), CommandError> {
         let session_id = Uuid::now_v7();
         let token = new_refresh_token();
-        let mut tx = self
-            .db
-            .pool()
-            .begin_with(self.db.backend().begin_write())
-            .await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "INSERT INTO auth_sessions (session_id, user_id, created_at, expires_at)
              VALUES ($1, $2, $3, $4)",
@@ -145,11 +141,7 @@ impl Sessions {
 
     /// Spends `token` and issues its successor, or says why not (see [`Rotation`]).
     pub async fn rotate(&self, token: &str, now: DateTime<Utc>) -> Result<Rotation, CommandError> {
-        let mut tx = self
-            .db
-            .pool()
-            .begin_with(self.db.backend().begin_write())
-            .await?;
+        let mut tx = self.db.begin_write().await?;
         let found: Option<TokenRow> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.user_id, s.expires_at, s.revoked_at
                    FROM auth_refresh_tokens t JOIN auth_sessions s ON s.session_id = t.session_id
@@ -239,11 +231,7 @@ impl Sessions {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), CommandError> {
-        let mut tx = self
-            .db
-            .pool()
-            .begin_with(self.db.backend().begin_write())
-            .await?;
+        let mut tx = self.db.begin_write().await?;
         revoke_in(&mut tx, session_id, reason, now).await?;
         tx.commit().await?;
         Ok(())
@@ -256,6 +244,7 @@ impl Sessions {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, CommandError> {
+        let _turn = self.db.write_turn().await;
         Ok(sqlx::query(
             "UPDATE auth_sessions SET revoked_at = $1, revoked_reason = $2
               WHERE user_id = $3 AND revoked_at IS NULL",
@@ -271,11 +260,7 @@ impl Sessions {
     /// Deletes sessions that ended over a day ago, with their refresh tokens (bounded growth).
     pub async fn prune(&self, now: DateTime<Utc>) -> Result<(), CommandError> {
         let cutoff = stamp(now - chrono::Duration::days(1));
-        let mut tx = self
-            .db
-            .pool()
-            .begin_with(self.db.backend().begin_write())
-            .await?;
+        let mut tx = self.db.begin_write().await?;
         sqlx::query(
             "DELETE FROM auth_refresh_tokens WHERE session_id IN
                (SELECT session_id FROM auth_sessions WHERE expires_at < $1)",
@@ -297,7 +282,7 @@ impl Sessions {
 }
 
 async fn revoke_in(
-    tx: &mut sqlx::Transaction<'static, eventstore::Db>,
+    tx: &mut eventstore::WriteTx,
     session_id: Uuid,
     reason: &str,
     now: DateTime<Utc>,
