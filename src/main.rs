@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Rebuild { name, database } => {
             let ledger = Ledger::open(&database.database_url).await?;
-            let names = match name {
+            let names: Vec<String> = match name {
                 Some(name) => vec![name],
                 None => ledger
                     .projections
@@ -214,16 +214,17 @@ async fn main() -> anyhow::Result<()> {
                     .map(str::to_string)
                     .collect(),
             };
-            for name in names {
-                let position = ledger
-                    .projections
-                    .rebuild(&name, |position, head| {
-                        eprintln!("{name}: {position}/{head} events")
-                    })
-                    .await
-                    .with_context(|| format!("rebuilding {name}"))?;
-                eprintln!("{name}: rebuilt up to position {position}");
-            }
+            // One pass over the log for all of them: each event is read and decoded once.
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let label = names.join(", ");
+            let position = ledger
+                .projections
+                .rebuild_together(&names, |position, head| {
+                    eprintln!("rebuilding: {position}/{head} events")
+                })
+                .await
+                .with_context(|| format!("rebuilding {label}"))?;
+            eprintln!("{label}: rebuilt up to position {position}");
             let refreshed = autosalon::snapshots::refresh_long_streams(&ledger.db)
                 .await
                 .context("writing snapshots for long streams")?;

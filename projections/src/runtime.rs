@@ -96,22 +96,6 @@ pub enum Step {
     CaughtUp,
 }
 
-/// Why a batch was not committed.
-enum BatchFailure {
-    /// Before or after applying events (database, injected fault): nothing to blame on an event.
-    Before(ProjectionError),
-    /// The event at `position` failed after `applied` events of the batch had applied cleanly.
-    At {
-        position: i64,
-        applied: usize,
-        error: ProjectionError,
-    },
-}
-
-fn before(err: sqlx::Error) -> BatchFailure {
-    BatchFailure::Before(err.into())
-}
-
 struct Entry {
     projector: Arc<dyn Projector>,
     status: watch::Sender<ProjectorStatus>,
@@ -124,6 +108,14 @@ struct Entry {
 #[must_use = "the projector runs again as soon as this is dropped"]
 pub struct HeldBack {
     _gate: tokio::sync::OwnedRwLockWriteGuard<()>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for HeldBack {
+    fn drop(&mut self) {
+        // The run loop skipped the projector while it was held: step it now, not at the next poll.
+        self.wake.notify_one();
+    }
 }
 
 /// Runs the projectors against one database.
@@ -131,6 +123,8 @@ pub struct Projections {
     db: Database,
     upcasters: Upcasters,
     entries: BTreeMap<&'static str, Entry>,
+    /// Wakes the run loop when a held-back projector is released.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Projections {
@@ -150,6 +144,7 @@ impl Projections {
             db,
             upcasters,
             entries,
+            wake: Arc::default(),
         }
     }
 
@@ -229,128 +224,185 @@ impl Projections {
         let entry = self.entry(name)?;
         let _gate = entry.gate.read().await;
         let limit = limit.clamp(1, BATCH_EVENTS);
-        match self.apply_batch(entry, limit, before_commit).await {
-            Ok(step) => Ok(step),
-            Err(BatchFailure::Before(err)) => Err(err),
-            Err(BatchFailure::At {
-                position,
-                applied,
-                error,
-            }) => {
-                // Keep the events before the failing one, so the projector stops exactly there.
-                if applied > 0 {
-                    if let Err(BatchFailure::Before(err) | BatchFailure::At { error: err, .. }) =
-                        self.apply_batch(entry, applied as u32, || Ok(())).await
-                    {
-                        tracing::error!(projector = name, error = %err, "could not keep the events before a failing one");
-                    }
-                }
-                self.record_failure(entry, position, &error).await;
-                Err(error)
-            }
+        let batch = self.apply_together(&[entry], limit, before_commit).await?;
+        if let Some((_, position, error)) = batch.failed.into_iter().next() {
+            self.record_failure(entry, position, &error).await;
+            return Err(error);
         }
+        Ok(match batch.applied {
+            0 if batch.caught_up => Step::CaughtUp,
+            applied => Step::Advanced(applied),
+        })
     }
 
-    /// Applies up to `limit` events after the checkpoint and moves it, in one transaction.
-    async fn apply_batch(
+    /// Applies up to `limit` events after the checkpoint of `members` — every one of which is at
+    /// the same position, or is left out of this batch — to each of them, in one transaction that
+    /// also moves each one's checkpoint. The events are read and decoded once. Each projector
+    /// applies inside its own savepoint: one that fails on an event is rolled back to it, keeps the
+    /// events before the failing one, and stays there; the others go on. Nothing to apply is found
+    /// out by a read, without a write transaction.
+    async fn apply_together<'e>(
         &self,
-        entry: &Entry,
+        members: &[&'e Entry],
         limit: u32,
         before_commit: impl FnOnce() -> Result<(), ProjectionError>,
-    ) -> Result<Step, BatchFailure> {
-        let projector = entry.projector.as_ref();
-        let name = projector.name();
-        // On SQLite this takes the write lock up front, so the checkpoint read below cannot go stale;
-        // on PostgreSQL another server that moved it meanwhile makes the guarded move below fail.
-        let mut tx = self
-            .db
-            .pool()
-            .begin_with(self.db.backend().begin_write())
-            .await
-            .map_err(before)?;
+    ) -> Result<Together<'e>, ProjectionError> {
+        let mut outcome = Together::default();
+        let known = members
+            .iter()
+            .map(|entry| entry.status.borrow().position)
+            .min()
+            .unwrap_or(0);
+        if eventstore::log::head(self.db.pool()).await? <= known {
+            outcome.caught_up = true;
+            return Ok(outcome);
+        }
+        // On SQLite this is the process's write turn and then the write lock, so the checkpoints read
+        // below cannot go stale; on PostgreSQL another server that moved one meanwhile makes its
+        // guarded move below fail.
+        let mut tx = self.db.begin_write().await?;
         // On PostgreSQL, FOR UPDATE makes a second server stepping the same projector (a lease lost
         // an instant ago, `autosalon rebuild` beside a server) wait here and then read the moved
-        // checkpoint, instead of colliding with this batch's rows.
+        // checkpoint, instead of colliding with this batch's rows. Members are locked in name order
+        // (the entries' order), so two servers never wait on each other.
         let read_checkpoint = match self.db.backend() {
             Backend::Sqlite => "SELECT position FROM log_checkpoints WHERE consumer = $1",
             Backend::Postgres => {
                 "SELECT position FROM log_checkpoints WHERE consumer = $1 FOR UPDATE"
             }
         };
-        let position: i64 = sqlx::query_scalar(read_checkpoint)
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(before)?;
-        let batch = eventstore::log::read_after(
-            &mut *tx,
-            self.db.backend(),
-            &self.upcasters,
-            position,
-            limit,
-        )
-        .await
-        .map_err(|err| BatchFailure::Before(err.into()))?;
-        let Some(last) = batch.last().map(|event| event.position) else {
-            tx.rollback().await.map_err(before)?;
-            entry.status.send_if_modified(|status| {
-                let changed = status.position != position;
-                status.position = position;
-                changed
-            });
-            return Ok(Step::CaughtUp);
+        let mut at = Vec::with_capacity(members.len());
+        for entry in members {
+            let position: i64 = sqlx::query_scalar(read_checkpoint)
+                .bind(entry.projector.name())
+                .fetch_one(&mut *tx)
+                .await?;
+            at.push((*entry, position));
+        }
+        let Some(from) = at.iter().map(|(_, position)| *position).min() else {
+            return Ok(outcome);
         };
-        for (applied, event) in batch.iter().enumerate() {
-            if let Err(error) = projector.apply(&mut tx, event).await {
-                tx.rollback().await.map_err(before)?;
-                return Err(BatchFailure::At {
-                    position: event.position,
-                    applied,
-                    error,
+        // Those another stepper has moved past `from` wait for a later batch.
+        for (entry, position) in &at {
+            if *position != from {
+                entry.status.send_if_modified(|status| {
+                    let changed = status.position != *position;
+                    status.position = *position;
+                    changed
                 });
             }
         }
-        // Guarded move: only from the position this batch was read after.
-        let moved = sqlx::query(
-            "UPDATE log_checkpoints
-                SET position = $1, updated_at = $4, failed_position = NULL, last_error = NULL
-              WHERE consumer = $2 AND position = $3 AND version = $5",
-        )
-        .bind(last)
-        .bind(name)
-        .bind(position)
-        .bind(now_text())
-        .bind(projector.version())
-        .execute(&mut *tx)
-        .await
-        .map_err(before)?;
-        if moved.rows_affected() != 1 {
-            tx.rollback().await.map_err(before)?;
-            return Ok(Step::Advanced(0));
+        let batch =
+            eventstore::log::read_after(&mut *tx, self.db.backend(), &self.upcasters, from, limit)
+                .await?;
+        if batch.is_empty() {
+            tx.rollback().await?;
+            for (entry, _) in at.iter().filter(|(_, position)| *position == from) {
+                entry.status.send_if_modified(|status| {
+                    let changed = status.position != from;
+                    status.position = from;
+                    changed
+                });
+            }
+            outcome.caught_up = true;
+            return Ok(outcome);
         }
-        before_commit().map_err(BatchFailure::Before)?;
-        tx.commit().await.map_err(before)?;
-        entry.status.send_modify(|status| {
-            status.position = last;
-            status.failure = None;
-        });
-        Ok(Step::Advanced(batch.len()))
+        let mut moved = Vec::with_capacity(at.len());
+        for (entry, _) in at.into_iter().filter(|(_, position)| *position == from) {
+            sqlx::query("SAVEPOINT projector").execute(&mut *tx).await?;
+            let projector = entry.projector.as_ref();
+            let mut failed = None;
+            for (applied, event) in batch.iter().enumerate() {
+                if let Err(error) = projector.apply(&mut tx, event).await {
+                    failed = Some((applied, event.position, error));
+                    break;
+                }
+            }
+            let kept = match failed {
+                None => batch.len(),
+                Some((applied, position, error)) => {
+                    // Keep the events before the failing one, so the projector stops exactly there.
+                    sqlx::query("ROLLBACK TO projector")
+                        .execute(&mut *tx)
+                        .await?;
+                    let mut kept = 0;
+                    for event in &batch[..applied] {
+                        if let Err(again) = projector.apply(&mut tx, event).await {
+                            tracing::error!(projector = projector.name(), error = %again, "could not keep the events before a failing one");
+                            sqlx::query("ROLLBACK TO projector")
+                                .execute(&mut *tx)
+                                .await?;
+                            kept = 0;
+                            break;
+                        }
+                        kept += 1;
+                    }
+                    outcome.failed.push((entry, position, error));
+                    kept
+                }
+            };
+            if kept > 0 {
+                let to = batch[kept - 1].position;
+                // Guarded move: only from the position this batch was read after.
+                let updated = sqlx::query(
+                    "UPDATE log_checkpoints
+                        SET position = $1, updated_at = $4, failed_position = NULL, last_error = NULL
+                      WHERE consumer = $2 AND position = $3 AND version = $5",
+                )
+                .bind(to)
+                .bind(projector.name())
+                .bind(from)
+                .bind(now_text())
+                .bind(projector.version())
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 1 {
+                    moved.push((entry, to, kept));
+                } else {
+                    sqlx::query("ROLLBACK TO projector")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            sqlx::query("RELEASE projector").execute(&mut *tx).await?;
+        }
+        before_commit()?;
+        tx.commit().await?;
+        for (entry, to, kept) in moved {
+            let cleared = !outcome
+                .failed
+                .iter()
+                .any(|(failed, ..)| std::ptr::eq(*failed, entry));
+            entry.status.send_modify(|status| {
+                status.position = to;
+                if cleared {
+                    status.failure = None;
+                }
+            });
+            outcome.applied = outcome.applied.max(kept);
+        }
+        // A short batch read everything committed when it was read.
+        outcome.caught_up = batch.len() < limit as usize;
+        Ok(outcome)
     }
 
     async fn record_failure(&self, entry: &Entry, position: i64, err: &ProjectionError) {
         let name = entry.projector.name();
         tracing::error!(projector = name, position, error = %err, "projector stopped on an event");
         let message = err.to_string();
-        let recorded = sqlx::query(
-            "UPDATE log_checkpoints SET failed_position = $1, last_error = $2
-              WHERE consumer = $3 AND position < $1 AND version = $4",
-        )
-        .bind(position)
-        .bind(&message)
-        .bind(name)
-        .bind(entry.projector.version())
-        .execute(self.db.pool())
-        .await;
+        let recorded = {
+            let _turn = self.db.write_turn().await;
+            sqlx::query(
+                "UPDATE log_checkpoints SET failed_position = $1, last_error = $2
+                  WHERE consumer = $3 AND position < $1 AND version = $4",
+            )
+            .bind(position)
+            .bind(&message)
+            .bind(name)
+            .bind(entry.projector.version())
+            .execute(self.db.pool())
+            .await
+        };
         match recorded {
             // Another stepper (another server, a rebuild) has already applied it: not a failure.
             Ok(result) if result.rows_affected() == 0 => return,
@@ -371,6 +423,7 @@ impl Projections {
         let gate = self.entry(name)?.gate.clone();
         Ok(HeldBack {
             _gate: gate.write_owned().await,
+            wake: self.wake.clone(),
         })
     }
 
@@ -393,19 +446,58 @@ impl Projections {
     pub async fn rebuild(
         &self,
         name: &str,
+        progress: impl FnMut(i64, i64),
+    ) -> Result<i64, ProjectionError> {
+        self.rebuild_together(&[name], progress).await
+    }
+
+    /// Rebuilds several projectors in one pass over the log: their tables dropped and their
+    /// checkpoints reset in one transaction, then each event read and decoded once and applied to
+    /// every one of them, in transactions of [`eventstore::log::MAX_BATCH_EVENTS`] events.
+    /// `progress(position, head)` is called after every batch. Stops at the first projector that
+    /// fails on an event (the others have then reached at least that batch), returning its error.
+    pub async fn rebuild_together(
+        &self,
+        names: &[&str],
         mut progress: impl FnMut(i64, i64),
     ) -> Result<i64, ProjectionError> {
-        let entry = self.entry(name)?;
+        let entries = names
+            .iter()
+            .map(|name| self.entry(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let _gates = futures::future::join_all(entries.iter().map(|entry| entry.gate.read())).await;
         let mut tx = self.db.begin_exclusive().await?;
-        reset(&mut tx, self.db.backend(), entry.projector.as_ref()).await?;
+        for entry in &entries {
+            reset(&mut tx, self.db.backend(), entry.projector.as_ref()).await?;
+        }
         tx.commit().await?;
-        entry.status.send_replace(ProjectorStatus::default());
+        for entry in &entries {
+            entry.status.send_replace(ProjectorStatus::default());
+        }
         let head = eventstore::log::head(self.db.pool()).await?;
         progress(0, head);
-        while let Step::Advanced(_) = self.step(name).await? {
-            progress(entry.status.borrow().position, head);
+        loop {
+            let batch = self
+                .apply_together(&entries, eventstore::log::MAX_BATCH_EVENTS, || Ok(()))
+                .await?;
+            if let Some((entry, position, error)) = batch.failed.into_iter().next() {
+                self.record_failure(entry, position, &error).await;
+                return Err(error);
+            }
+            let reached = self.lowest(&entries);
+            if batch.caught_up || batch.applied == 0 {
+                return Ok(reached);
+            }
+            progress(reached, head);
         }
-        Ok(entry.status.borrow().position)
+    }
+
+    fn lowest(&self, entries: &[&Entry]) -> i64 {
+        entries
+            .iter()
+            .map(|entry| entry.status.borrow().position)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The current status of every projector.
@@ -440,73 +532,115 @@ impl Projections {
         tokio::time::timeout(timeout, all).await.unwrap_or(false)
     }
 
-    /// Runs every projector in the background until `shutdown` turns true: each catches up, then
-    /// sleeps until an append signal or the safety-net poll.
+    /// Runs every projector in the background until `shutdown` turns true, in one task: the
+    /// projectors this server runs that stand at the same position advance together, one
+    /// transaction per batch ([`Projections::apply_together`]); then it sleeps until an append
+    /// signal, a projector released, a retry due or the safety-net poll.
     pub fn spawn(
         self: &Arc<Self>,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
-        self.names()
-            .into_iter()
-            .map(|name| {
-                let this = Arc::clone(self);
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { this.run(name, shutdown).await })
-            })
-            .collect()
+        let this = Arc::clone(self);
+        vec![tokio::spawn(async move { this.run(shutdown).await })]
     }
 
-    async fn run(&self, name: &'static str, mut shutdown: watch::Receiver<bool>) {
+    async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut appended = self.db.subscribe_appended();
         let mut checkpoints = self.db.subscribe_checkpoints();
-        let mut retry_ms = RETRY_FIRST_MS;
-        let mut ask_for_lease = tokio::time::Instant::now();
+        let now = tokio::time::Instant::now();
+        let mut pace: BTreeMap<&'static str, Pace> = self
+            .entries
+            .keys()
+            .map(|name| (*name, Pace::new(now)))
+            .collect();
         while !*shutdown.borrow() {
             let now = tokio::time::Instant::now();
-            let runs_here = now >= ask_for_lease && self.db.leases().hold(name).await;
-            if let Ok(entry) = self.entry(name) {
+            // Which projectors run here, and which are due.
+            let mut due: BTreeMap<i64, Vec<(&Entry, tokio::sync::OwnedRwLockReadGuard<()>)>> =
+                BTreeMap::new();
+            for (name, entry) in &self.entries {
+                let pace = pace.get_mut(name).expect("a pace per projector");
+                let runs_here = now >= pace.ask_for_lease && self.db.leases().hold(name).await;
                 entry.status.send_if_modified(|status| {
                     let changed = status.runs_here != runs_here;
                     status.runs_here = runs_here;
                     changed
                 });
-            }
-            if !runs_here {
-                // Another server runs this projector: follow its progress (read-your-writes here
-                // waits on it) and ask for the lease again at the next poll.
-                if now >= ask_for_lease {
-                    ask_for_lease = now + Duration::from_millis(POLL_INTERVAL_MS);
-                }
-                if let Err(err) = self.follow(name).await {
-                    tracing::warn!(projector = name, error = %err, "could not read the checkpoint");
-                }
-                tokio::select! {
-                    _ = checkpoints.changed() => {}
-                    _ = shutdown.changed() => {}
-                    _ = tokio::time::sleep_until(ask_for_lease) => {}
-                }
-                continue;
-            }
-            let wait_ms = match self.step(name).await {
-                Ok(Step::Advanced(_)) => {
-                    retry_ms = RETRY_FIRST_MS;
+                if !runs_here {
+                    // Another server runs this projector: follow its progress (read-your-writes
+                    // here waits on it) and ask for the lease again at the next poll.
+                    if now >= pace.ask_for_lease {
+                        pace.ask_for_lease = now + Duration::from_millis(POLL_INTERVAL_MS);
+                    }
+                    if let Err(err) = self.follow(name).await {
+                        tracing::warn!(projector = *name, error = %err, "could not read the checkpoint");
+                    }
                     continue;
                 }
-                Ok(Step::CaughtUp) => {
-                    retry_ms = RETRY_FIRST_MS;
-                    POLL_INTERVAL_MS
+                if pace.retry_at.is_some_and(|at| now < at) {
+                    continue;
                 }
-                Err(_) => {
-                    // Already logged and recorded; try the same event again later, never skip it.
-                    let wait = retry_ms;
-                    retry_ms = (retry_ms * 2).min(RETRY_MAX_MS);
-                    wait
+                // Held back (tests): skipped until released, which wakes this loop.
+                let Ok(gate) = entry.gate.clone().try_read_owned() else {
+                    continue;
+                };
+                let position = entry.status.borrow().position;
+                due.entry(position).or_default().push((entry, gate));
+            }
+            let mut advanced = false;
+            for group in due.into_values() {
+                let members: Vec<&Entry> = group.iter().map(|(entry, _)| *entry).collect();
+                match self.apply_together(&members, BATCH_EVENTS, || Ok(())).await {
+                    Ok(batch) => {
+                        advanced |= batch.applied > 0;
+                        for entry in &members {
+                            let failed = batch
+                                .failed
+                                .iter()
+                                .any(|(failed, ..)| std::ptr::eq(*failed, *entry));
+                            let pace = pace.get_mut(entry.projector.name()).expect("a pace");
+                            if failed {
+                                pace.failed(now);
+                            } else {
+                                pace.succeeded();
+                            }
+                        }
+                        for (entry, position, error) in batch.failed {
+                            // Logged and recorded; tried again later, never skipped.
+                            self.record_failure(entry, position, &error).await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(projectors = ?members.iter().map(|e| e.projector.name()).collect::<Vec<_>>(), error = %err, "projector batch failed");
+                        for entry in &members {
+                            pace.get_mut(entry.projector.name())
+                                .expect("a pace")
+                                .failed(now);
+                        }
+                    }
                 }
-            };
+            }
+            if advanced {
+                continue;
+            }
+            let poll = now + Duration::from_millis(POLL_INTERVAL_MS);
+            let wake_at = pace
+                .values()
+                .filter_map(|pace| pace.retry_at)
+                .chain(std::iter::once(poll))
+                .chain(
+                    pace.values()
+                        .map(|pace| pace.ask_for_lease)
+                        .filter(|at| *at > now),
+                )
+                .min()
+                .unwrap_or(poll);
             tokio::select! {
                 _ = appended.changed() => {}
+                _ = checkpoints.changed() => {}
+                _ = self.wake.notified() => {}
                 _ = shutdown.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
             }
         }
     }
@@ -533,6 +667,45 @@ impl Projections {
             });
         }
         Ok(())
+    }
+}
+
+/// What one [`Projections::apply_together`] did.
+#[derive(Default)]
+struct Together<'a> {
+    /// The most events any member applied (0: none moved).
+    applied: usize,
+    /// Nothing was left after the batch (or there was nothing to apply).
+    caught_up: bool,
+    /// Members that stopped on an event: the position and why.
+    failed: Vec<(&'a Entry, i64, ProjectionError)>,
+}
+
+/// When the run loop next steps one projector or asks for its lease.
+struct Pace {
+    ask_for_lease: tokio::time::Instant,
+    retry_at: Option<tokio::time::Instant>,
+    retry_ms: u64,
+}
+
+impl Pace {
+    fn new(now: tokio::time::Instant) -> Self {
+        Self {
+            ask_for_lease: now,
+            retry_at: None,
+            retry_ms: RETRY_FIRST_MS,
+        }
+    }
+
+    fn succeeded(&mut self) {
+        self.retry_at = None;
+        self.retry_ms = RETRY_FIRST_MS;
+    }
+
+    /// Back-off, doubling up to the maximum, so a broken projector does not spin.
+    fn failed(&mut self, now: tokio::time::Instant) {
+        self.retry_at = Some(now + Duration::from_millis(self.retry_ms));
+        self.retry_ms = (self.retry_ms * 2).min(RETRY_MAX_MS);
     }
 }
 
