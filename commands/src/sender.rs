@@ -141,8 +141,8 @@ impl Sender {
                 }
                 Err(AggregateError::AggregateConflict) => {
                     self.db.note_contended_append();
-                    // sqlite-es commits events before it checks the snapshot row, so a "conflict" may
-                    // follow a successful append: a keyed retry must then answer "already done".
+                    // A duplicate under the same key, running alongside, may be the append that won:
+                    // then this one is answered "already done", not re-decided.
                     if let Some(written) = self.replay(id, call.idempotency).await? {
                         return Ok(written);
                     }
