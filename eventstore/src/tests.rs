@@ -368,3 +368,65 @@ async fn a_commit_a_full_disk_refused_is_an_error_and_later_commits_are_durable(
     other.close().await;
     db.close().await;
 }
+
+/// Appends that queue while another write holds the turn are committed as one group: sixteen on
+/// distinct streams all land, of eight deciding on one stream's same version exactly one does and
+/// the others are told it is a conflict, and the positions are gap-free — the rolled-back
+/// savepoints took none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_queued_together_commit_as_one_group_and_a_conflict_fails_alone() {
+    use cqrs_es::persist::{PersistenceError, SerializedEvent};
+    let (_dir, db) = fresh().await;
+    let event = |id: &str, sequence: usize| {
+        SerializedEvent::new(
+            id.to_string(),
+            sequence,
+            "Vehicle".into(),
+            "VehicleRelocated".into(),
+            "1.0".into(),
+            serde_json::json!({ "to": format!("{id}-{sequence}") }),
+            serde_json::json!({ "actor_id": "tester" }),
+        )
+    };
+    let turn = db.write_turn().await;
+    let mut appends = Vec::new();
+    for k in 0..24 {
+        let (db, events) = if k < 16 {
+            (db.clone(), vec![event(&format!("distinct-{k}"), 1)])
+        } else {
+            (db.clone(), vec![event("hot", 1)])
+        };
+        appends.push(tokio::spawn(async move {
+            db.writer().append("Vehicle", &events, None).await
+        }));
+    }
+    // The first append is in the appender's hands, waiting for the turn; the rest are queued.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.writer().queued() < 23 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the appends did not queue"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(turn);
+    let mut outcomes = Vec::new();
+    for append in appends {
+        outcomes.push(append.await.unwrap());
+    }
+    assert!(outcomes[..16].iter().all(Result::is_ok), "{outcomes:?}");
+    let hot = &outcomes[16..];
+    assert_eq!(hot.iter().filter(|o| o.is_ok()).count(), 1, "{hot:?}");
+    assert!(
+        hot.iter()
+            .all(|o| o.is_ok() || matches!(o, Err(PersistenceError::OptimisticLockError))),
+        "{hot:?}"
+    );
+    let positions: Vec<i64> =
+        sqlx::query_scalar("SELECT global_position FROM event_log ORDER BY global_position")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(positions, (1..=17).collect::<Vec<_>>());
+    assert_eq!(db.writer().commits(), 1, "all of them in one transaction");
+}

@@ -26,7 +26,9 @@ use serde_json::Value;
 use sqlx::Transaction;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{Backend, Db, DbPool};
 
@@ -51,6 +53,7 @@ struct Append {
 #[derive(Clone, Debug)]
 pub struct Writer {
     queue: mpsc::Sender<Append>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -58,8 +61,20 @@ impl Writer {
     /// transaction. It runs until the last [`Writer`] is dropped.
     pub(crate) fn spawn(pool: DbPool, backend: Backend, gate: Option<Arc<Mutex<()>>>) -> Self {
         let (queue, received) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, backend, gate, received));
-        Self { queue }
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(pool, backend, gate, received, commits.clone()));
+        Self { queue, commits }
+    }
+
+    /// How many group transactions have committed since the appender started.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Appends waiting in the queue (not yet taken into a group).
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        QUEUE - self.queue.capacity()
     }
 
     /// Appends `events` (and the snapshot update) durably; returns once they are committed, or why not.
@@ -95,6 +110,7 @@ async fn run(
     backend: Backend,
     gate: Option<Arc<Mutex<()>>>,
     mut received: mpsc::Receiver<Append>,
+    commits: Arc<AtomicU64>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while let Some(first) = received.recv().await {
@@ -106,7 +122,9 @@ async fn run(
         };
         // Whatever queued while the turn was taken joins this group.
         take_queued(&mut received, &mut group);
-        commit_group(&pool, backend, &mut group).await;
+        if commit_group(&pool, backend, &mut group).await {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
         drop(turn);
     }
 }
@@ -120,17 +138,55 @@ fn take_queued(received: &mut mpsc::Receiver<Append>, group: &mut Vec<Append>) {
     }
 }
 
-/// Writes and commits one group, answering every append in it (and leaving `group` empty).
-async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) {
+/// Writes and commits one group, answering every append in it (and leaving `group` empty). Returns
+/// whether a transaction committed.
+async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) -> bool {
     let mut tx = match pool.begin_with(backend.begin_write()).await {
         Ok(tx) => tx,
-        Err(err) => return answer_all(group.drain(..), &err),
+        Err(err) => {
+            answer_all(group.drain(..), &err);
+            return false;
+        }
     };
     let mut written = Vec::with_capacity(group.len());
+    // Events known to exist (committed before, or written by this group): an append of the group
+    // that would insert one of them again is a conflict, answered without another round trip. Many
+    // commands deciding on one version of a hot aggregate cost one failed insert, not one each.
+    let mut existing: HashSet<(&'static str, String, usize)> = HashSet::new();
     let mut pending = group.drain(..);
     while let Some(append) = pending.next() {
+        let key = |event: &SerializedEvent| {
+            (
+                append.aggregate_type,
+                event.aggregate_id.clone(),
+                event.sequence,
+            )
+        };
+        if append
+            .events
+            .iter()
+            .any(|event| existing.contains(&key(event)))
+        {
+            let _ = append
+                .answer
+                .send(Err(PersistenceError::OptimisticLockError));
+            continue;
+        }
         match in_savepoint(&mut tx, backend, &append).await {
-            Ok(()) => written.push(append),
+            Ok(()) => {
+                existing.extend(append.events.iter().map(key));
+                written.push(append);
+            }
+            Err(Failure::Conflict(taken)) => {
+                if let Some(sequence) = taken {
+                    if let Some(event) = append.events.iter().find(|e| e.sequence == sequence) {
+                        existing.insert(key(event));
+                    }
+                }
+                let _ = append
+                    .answer
+                    .send(Err(PersistenceError::OptimisticLockError));
+            }
             Err(Failure::Alone(err)) => {
                 let _ = append.answer.send(Err(err));
             }
@@ -139,30 +195,35 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
                 let failure = persistence_error(&err);
                 let _ = append.answer.send(Err(failure));
                 let _ = tx.rollback().await;
-                return answer_all(written.into_iter().chain(pending), &err);
+                answer_all(written.into_iter().chain(pending), &err);
+                return false;
             }
         }
     }
     if written.is_empty() {
         let _ = tx.rollback().await;
-        return;
+        return false;
     }
     match tx.commit().await {
         Ok(()) => {
             for append in written {
                 let _ = append.answer.send(Ok(()));
             }
+            true
         }
         Err(err) => {
             tracing::error!(error = %err, appends = written.len(), "the group's commit failed");
             answer_all(written.into_iter(), &err);
+            false
         }
     }
 }
 
-/// Why one append failed: alone (rolled back to its savepoint, the group goes on), or with the whole
-/// transaction.
+/// Why one append failed: a conflict or another error of its own (rolled back to its savepoint, the
+/// group goes on), or with the whole transaction.
 enum Failure {
+    /// The stream moved on; with the sequence whose event already exists, when that is what failed.
+    Conflict(Option<usize>),
     Alone(PersistenceError),
     Group(sqlx::Error),
 }
@@ -193,23 +254,22 @@ async fn in_savepoint(
             }
             .await;
             match (undone, err) {
-                (Ok(_), WriteError::Conflict) => {
-                    Err(Failure::Alone(PersistenceError::OptimisticLockError))
-                }
+                (Ok(_), WriteError::Conflict(taken)) => Err(Failure::Conflict(taken)),
                 (Ok(_), WriteError::Sql(err)) if !crate::database::is_unavailable(&err) => {
                     Err(Failure::Alone(crate_error(err)))
                 }
                 (Ok(_), WriteError::Sql(err)) | (Err(_), WriteError::Sql(err)) => {
                     Err(Failure::Group(err))
                 }
-                (Err(err), WriteError::Conflict) => Err(Failure::Group(err)),
+                (Err(err), WriteError::Conflict(_)) => Err(Failure::Group(err)),
             }
         }
     }
 }
 
 enum WriteError {
-    Conflict,
+    /// With the sequence of the event that already exists, when an event's insert failed.
+    Conflict(Option<usize>),
     Sql(sqlx::Error),
 }
 
@@ -234,11 +294,13 @@ async fn write(
     backend: Backend,
     append: &Append,
 ) -> Result<(), WriteError> {
-    let sql_error = |err: sqlx::Error| {
-        if conflict(backend, &err) {
-            WriteError::Conflict
-        } else {
-            WriteError::Sql(err)
+    let sql_error = |sequence: Option<usize>| {
+        move |err: sqlx::Error| {
+            if conflict(backend, &err) {
+                WriteError::Conflict(sequence)
+            } else {
+                WriteError::Sql(err)
+            }
         }
     };
     let (insert_event, insert_snapshot, update_snapshot) = match backend {
@@ -272,7 +334,7 @@ async fn write(
             .bind(event.metadata.to_string())
             .execute(&mut **tx)
             .await
-            .map_err(sql_error)?;
+            .map_err(sql_error(Some(event.sequence)))?;
     }
     let Some((aggregate_id, payload, current_snapshot)) = &append.snapshot else {
         return Ok(());
@@ -286,7 +348,7 @@ async fn write(
             .bind(payload.to_string())
             .execute(&mut **tx)
             .await
-            .map_err(sql_error)?;
+            .map_err(sql_error(None))?;
     } else {
         let moved = sqlx::query(update_snapshot)
             .bind(last_sequence as i64)
@@ -297,9 +359,9 @@ async fn write(
             .bind(*current_snapshot as i64 - 1)
             .execute(&mut **tx)
             .await
-            .map_err(sql_error)?;
+            .map_err(sql_error(None))?;
         if moved.rows_affected() != 1 {
-            return Err(WriteError::Conflict);
+            return Err(WriteError::Conflict(None));
         }
     }
     Ok(())
