@@ -149,8 +149,11 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
         }
     };
     let mut written = Vec::with_capacity(group.len());
+    // Appends refused alone (a conflict, a guard), answered only once the group has committed: what
+    // a refused command then reads (the winner of its race, the holder of a VIN) is in the database.
+    let mut refused: Vec<(Append, PersistenceError)> = Vec::new();
     // Events known to exist (committed before, or written by this group): an append of the group
-    // that would insert one of them again is a conflict, answered without another round trip. Many
+    // that would insert one of them again is a conflict, refused without another round trip. Many
     // commands deciding on one version of a hot aggregate cost one failed insert, not one each.
     let mut existing: HashSet<(&'static str, String, usize)> = HashSet::new();
     let mut pending = group.drain(..);
@@ -167,9 +170,7 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
             .iter()
             .any(|event| existing.contains(&key(event)))
         {
-            let _ = append
-                .answer
-                .send(Err(PersistenceError::OptimisticLockError));
+            refused.push((append, PersistenceError::OptimisticLockError));
             continue;
         }
         match in_savepoint(&mut tx, backend, &append).await {
@@ -183,40 +184,47 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
                         existing.insert(key(event));
                     }
                 }
-                let _ = append
-                    .answer
-                    .send(Err(PersistenceError::OptimisticLockError));
+                refused.push((append, PersistenceError::OptimisticLockError));
             }
-            Err(Failure::Alone(err)) => {
-                let _ = append.answer.send(Err(err));
-            }
+            Err(Failure::Alone(err)) => refused.push((append, err)),
             Err(Failure::Group(err)) => {
                 // The transaction is gone (or going): nothing of the group will commit.
-                let failure = persistence_error(&err);
-                let _ = append.answer.send(Err(failure));
                 let _ = tx.rollback().await;
-                answer_all(written.into_iter().chain(pending), &err);
+                let everyone = written
+                    .into_iter()
+                    .chain(refused.into_iter().map(|(append, _)| append))
+                    .chain(std::iter::once(append))
+                    .chain(pending);
+                answer_all(everyone, &err);
                 return false;
             }
         }
     }
-    if written.is_empty() {
+    let committed = if written.is_empty() {
         let _ = tx.rollback().await;
-        return false;
-    }
-    match tx.commit().await {
-        Ok(()) => {
-            for append in written {
-                let _ = append.answer.send(Ok(()));
+        false
+    } else {
+        match tx.commit().await {
+            Ok(()) => true,
+            Err(err) => {
+                // Nothing of the group is in the log: every one of them is told the storage failed,
+                // and a retry decides again.
+                tracing::error!(error = %err, appends = written.len(), "the group's commit failed");
+                let everyone = written
+                    .into_iter()
+                    .chain(refused.into_iter().map(|(append, _)| append));
+                answer_all(everyone, &err);
+                return false;
             }
-            true
         }
-        Err(err) => {
-            tracing::error!(error = %err, appends = written.len(), "the group's commit failed");
-            answer_all(written.into_iter(), &err);
-            false
-        }
+    };
+    for append in written {
+        let _ = append.answer.send(Ok(()));
     }
+    for (append, err) in refused {
+        let _ = append.answer.send(Err(err));
+    }
+    committed
 }
 
 /// Why one append failed: a conflict or another error of its own (rolled back to its savepoint, the
