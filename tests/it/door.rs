@@ -492,6 +492,47 @@ async fn a_body_sent_too_slowly_is_answered_408_and_slow_or_silent_connections_a
     app.stop().await;
 }
 
+/// Opens a keep-alive connection and has one `GET /livez` answered on it: the open connection, or
+/// `None` when the server closed it without an answer.
+async fn served_and_kept_open(addr: &str) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .expect("the server answers or closes within 10s");
+        match read {
+            Ok(0) | Err(_) => {
+                assert!(
+                    received.is_empty(),
+                    "the answer was cut short: {}",
+                    String::from_utf8_lossy(&received)
+                );
+                return None;
+            }
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&received).to_lowercase();
+        let Some(end_of_head) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        assert!(text.starts_with("http/1.1 200"), "{text}");
+        let length: usize = text[..end_of_head]
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .map(|value| value.trim().parse().unwrap())
+            .expect("a content-length");
+        if received.len() >= end_of_head + 4 + length {
+            return Some(stream);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_closed_at_once() {
     let dir = temp_dir();
@@ -501,12 +542,24 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     settings.header_read_timeout_ms = 60_000;
     let app = spawn_with(settings).await;
     let addr = app.addr.to_string();
+    // Each held connection is served once and kept open, which proves it holds a slot. The sign-in
+    // that started the app used a connection of its own, which the server frees only once it sees
+    // it close: until then a fifth connection is refused, and is tried again.
     let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(TcpStream::connect(&addr).await.unwrap());
+    let holding = Instant::now();
+    while held.len() < 4 {
+        match served_and_kept_open(&addr).await {
+            Some(stream) => held.push(stream),
+            None => {
+                assert!(
+                    holding.elapsed() < Duration::from_secs(10),
+                    "only {} of 4 connections were served",
+                    held.len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
-    // Let the server accept all four before the fifth arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = TcpStream::connect(&addr).await.unwrap();
     let _ = fifth
         .write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
