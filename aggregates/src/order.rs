@@ -499,10 +499,10 @@ impl Order {
                 reason,
                 cancelled_at,
             } => {
-                if let Some(paid_total) = self.paid_total().filter(Money::is_positive) {
-                    if matches!(self.status, OrderStatus::Confirmed | OrderStatus::Paid) {
-                        return Err(OrderError::RefundsRequired { paid_total });
-                    }
+                if let Some(paid_total) = self.paid_total().filter(Money::is_positive)
+                    && matches!(self.status, OrderStatus::Confirmed | OrderStatus::Paid)
+                {
+                    return Err(OrderError::RefundsRequired { paid_total });
                 }
                 transition(self.status, Action::Cancel)?;
                 let reason = reason.trim();

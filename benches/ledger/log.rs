@@ -113,21 +113,21 @@ impl Copy<'_> {
     }
 
     fn text(&self, text: &str) -> String {
-        if let Ok(id) = Uuid::parse_str(text) {
-            if text.len() == 36 {
-                return self.id(id).to_string();
-            }
+        if let Ok(id) = Uuid::parse_str(text)
+            && text.len() == 36
+        {
+            return self.id(id).to_string();
         }
         if let Some(vin) = self.vins.get(text) {
             return vin.clone();
         }
         // Policy numbers end in their policy's id (see `aggregates::policy::policy_number`).
-        if let Some((head, hex)) = text.rsplit_once('-') {
-            if text.starts_with("ASL-") && hex.len() == 32 {
-                if let Ok(id) = Uuid::parse_str(hex) {
-                    return format!("{head}-{}", self.id(id).simple().to_string().to_uppercase());
-                }
-            }
+        if let Some((head, hex)) = text.rsplit_once('-')
+            && text.starts_with("ASL-")
+            && hex.len() == 32
+            && let Ok(id) = Uuid::parse_str(hex)
+        {
+            return format!("{head}-{}", self.id(id).simple().to_string().to_uppercase());
         }
         text.to_string()
     }
@@ -192,7 +192,7 @@ pub fn generate(seed: &[Value], size: &Size) -> Generated {
     let stock = |id: Uuid, n: u64, vin_text: String| -> Value {
         let (brand, models) = MODELS[(n % MODELS.len() as u64) as usize];
         let model = models[((n / MODELS.len() as u64) % models.len() as u64) as usize];
-        let used = n % 3 == 0;
+        let used = n.is_multiple_of(3);
         let event = VehicleEvent::VehicleStocked {
             vin: Vin::parse(&vin_text).expect("a generated VIN"),
             brand: brand.into(),

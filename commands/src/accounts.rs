@@ -180,18 +180,17 @@ impl Accounts {
         account: NewAccount,
     ) -> Result<Written, CommandError> {
         account.password.check_new(account.email.as_str())?;
-        if let Some(customer) = account.customer_id {
-            if !self
+        if let Some(customer) = account.customer_id
+            && !self
                 .sender
                 .load(&self.customer_store, customer)
                 .await?
                 .is_registered()
-            {
-                return Err(CommandError::NotFound {
-                    what: "customer",
-                    id: customer.to_string(),
-                });
-            }
+        {
+            return Err(CommandError::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+            });
         }
         let id = account_id(&account.email);
         if self.user(id).await?.exists() {
@@ -493,7 +492,7 @@ impl Accounts {
             return Err(CommandError::InvalidCredentials);
         }
         // Sessions that ended long ago are removed now and then, so the tables stay small.
-        if rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 64 == 0 {
+        if rand_core::RngCore::next_u32(&mut rand_core::OsRng).is_multiple_of(64) {
             self.sessions.prune(now).await?;
         }
         let expires = now

@@ -392,13 +392,12 @@ impl Bookings {
         let booking = self.booking(id).await?;
         if let (BookingStatus::Cancelled | BookingStatus::NoShow, Some(mechanic), Some(slot)) =
             (booking.status(), booking.mechanic(), booking.slot())
+            && let Some(position) = self.release(call.step(), mechanic, slot, id).await
         {
-            if let Some(position) = self.release(call.step(), mechanic, slot, id).await {
-                return Ok(Written {
-                    position: written.position.max(position),
-                    ..written
-                });
-            }
+            return Ok(Written {
+                position: written.position.max(position),
+                ..written
+            });
         }
         Ok(written)
     }

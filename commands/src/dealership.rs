@@ -92,13 +92,13 @@ impl Dealership {
             return Ok(written);
         }
         let vin = stock.vin.as_str().to_string();
-        if let Some(holder) = self.vin_holder(&vin).await? {
-            if holder != id.to_string() {
-                return Err(CommandError::VinAlreadyStocked {
-                    vin,
-                    vehicle_id: holder,
-                });
-            }
+        if let Some(holder) = self.vin_holder(&vin).await?
+            && holder != id.to_string()
+        {
+            return Err(CommandError::VinAlreadyStocked {
+                vin,
+                vehicle_id: holder,
+            });
         }
         let result = self
             .sender
@@ -475,26 +475,25 @@ impl Dealership {
             }
         };
         let order = self.order(id).await?;
-        if order.status() == OrderStatus::Cancelled {
-            if let Some(vehicle_id) = order.vehicle_id() {
-                let vehicle = self.vehicle(vehicle_id).await?;
-                if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id)
-                {
-                    let release = VehicleCommand::ReleaseReservation { order_id: id };
-                    let released = self
-                        .sender
-                        .execute(
-                            &self.vehicles,
-                            vehicle_id,
-                            release,
-                            Call::new(ctx, "CancelOrder", None),
-                        )
-                        .await?;
-                    return cancelled.map(|written| Written {
-                        position: released.position.max(written.position),
-                        ..written
-                    });
-                }
+        if order.status() == OrderStatus::Cancelled
+            && let Some(vehicle_id) = order.vehicle_id()
+        {
+            let vehicle = self.vehicle(vehicle_id).await?;
+            if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id) {
+                let release = VehicleCommand::ReleaseReservation { order_id: id };
+                let released = self
+                    .sender
+                    .execute(
+                        &self.vehicles,
+                        vehicle_id,
+                        release,
+                        Call::new(ctx, "CancelOrder", None),
+                    )
+                    .await?;
+                return cancelled.map(|written| Written {
+                    position: released.position.max(written.position),
+                    ..written
+                });
             }
         }
         cancelled

@@ -90,10 +90,10 @@ impl Leases {
     pub(crate) async fn release_all(&self) {
         if let Some(inner) = &self.inner {
             let mut leases = inner.lock().await;
-            if let Some(conn) = leases.conn.take() {
-                if let Err(err) = conn.close().await {
-                    tracing::debug!(error = %err, "closing the lease connection");
-                }
+            if let Some(conn) = leases.conn.take()
+                && let Err(err) = conn.close().await
+            {
+                tracing::debug!(error = %err, "closing the lease connection");
             }
             leases.held.clear();
         }

@@ -179,10 +179,10 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
                 written.push(append);
             }
             Err(Failure::Conflict(taken)) => {
-                if let Some(sequence) = taken {
-                    if let Some(event) = append.events.iter().find(|e| e.sequence == sequence) {
-                        existing.insert(key(event));
-                    }
+                if let Some(sequence) = taken
+                    && let Some(event) = append.events.iter().find(|e| e.sequence == sequence)
+                {
+                    existing.insert(key(event));
                 }
                 refused.push((append, PersistenceError::OptimisticLockError));
             }

@@ -267,10 +267,10 @@ pub async fn search(
         .as_deref()
         .map(mechanic_code)
         .transpose()?;
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from.0 > to.0 {
-            return Err(ApiError::validation("from is after to"));
-        }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && from.0 > to.0
+    {
+        return Err(ApiError::validation("from is after to"));
     }
     let stamp = |at: &Option<DateTime>| at.map(|at| projections::rfc3339(at.0));
     let (from, to) = (stamp(&filter.from), stamp(&filter.to));

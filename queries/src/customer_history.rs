@@ -110,10 +110,10 @@ pub async fn history(
     to: Option<Date>,
     page: Page<LogCursor>,
 ) -> ApiResult<HistoryConnection> {
-    if let (Some(from), Some(to)) = (from, to) {
-        if from.0 > to.0 {
-            return Err(ApiError::validation("from is after to"));
-        }
+    if let (Some(from), Some(to)) = (from, to)
+        && from.0 > to.0
+    {
+        return Err(ApiError::validation("from is after to"));
     }
     let from = from.map(|day| moscow_day_start(day.0));
     let to = to.map(|day| moscow_day_start(day.0));

@@ -254,7 +254,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn refused<T: InputType>(refusal: Refusal) -> InputValueError<T> {

@@ -512,12 +512,12 @@ pub async fn search(
     page: Page<VehicleCursor>,
 ) -> ApiResult<Connection<VehicleCursor, Vehicle, CatalogPage, EmptyFields>> {
     let bound = bind_filter(filter)?;
-    if let (Some(from), Some(to)) = (bound.year_from, bound.year_to) {
-        if from > to {
-            return Err(ApiError::validation(format!(
-                "yearFrom {from} is after yearTo {to}"
-            )));
-        }
+    if let (Some(from), Some(to)) = (bound.year_from, bound.year_to)
+        && from > to
+    {
+        return Err(ApiError::validation(format!(
+            "yearFrom {from} is after yearTo {to}"
+        )));
     }
     // The count, the page and the position, all from one snapshot: they describe the same catalog.
     let mut snapshot = Snapshot::open(pool).await?;

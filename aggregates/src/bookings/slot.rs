@@ -74,7 +74,9 @@ impl Slot {
             return Err(SlotError::EndNotAfterStart { start, end });
         }
         let on_step = |at: DateTime<Utc>| {
-            at.nanosecond() == 0 && at.second() == 0 && at.minute() % SLOT_STEP_MINUTES == 0
+            at.nanosecond() == 0
+                && at.second() == 0
+                && at.minute().is_multiple_of(SLOT_STEP_MINUTES)
         };
         if !on_step(start) || !on_step(end) {
             return Err(SlotError::NotOnHalfHour);

@@ -90,13 +90,13 @@ impl Played {
 /// loses nothing the kernel already holds, tmpfs or not.)
 pub fn scenario_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
-    if crate::helpers::postgres_admin_url().is_none() && shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
+    if crate::helpers::postgres_admin_url().is_none()
+        && shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
             .prefix("autosalon-")
             .tempdir_in(shm)
-        {
-            return dir;
-        }
+    {
+        return dir;
     }
     crate::helpers::temp_dir()
 }
