@@ -1,5 +1,6 @@
 //! HTTP: `/graphql` (POST; GET for queries only, and GraphiQL for browsers), `/livez`, `/readyz`.
 //! Every error a client gets, even one raised before GraphQL runs, is a GraphQL error with a code.
+//! Around every route: request ids and one access-log line per request ([`crate::access_log`]).
 //!
 //! The door, in the order a request meets it: CORS (an allow-list of origins, none by default);
 //! for POST a JSON content type (anything a plain HTML form or `fetch` without a preflight can send
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::parser::types::DocumentOperations;
 use async_graphql::{BatchRequest, BatchResponse, ServerError};
 use axum::Router;
 use axum::body::Body;
@@ -30,7 +32,9 @@ use queries::codes;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::access_log::{Outcome, REQUEST_ID, TRACEPARENT};
 use crate::limits::{Cost, Limits, Refusal};
 use crate::schema::AppSchema;
 
@@ -71,6 +75,14 @@ pub fn router(state: AppState, cors: CorsLayer) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .layer(cors)
+        // Outermost last: an unfit client id is dropped, a fresh one set when none is left, the
+        // access log sees it, and the response echoes it.
+        .layer(axum::middleware::from_fn(crate::access_log::log_request))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(
+            crate::access_log::drop_unfit_request_id,
+        ))
         .with_state(state)
 }
 
@@ -84,14 +96,22 @@ pub fn cors_layer(origins: Vec<HeaderValue>) -> CorsLayer {
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
             HeaderName::from_static("x-correlation-id"),
+            REQUEST_ID,
+            TRACEPARENT,
         ])
+        .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600))
 }
 
 /// A GraphQL-shaped error response for failures before execution.
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(Outcome {
+        code: Some(code.to_owned()),
+        ..Outcome::default()
+    });
+    response
 }
 
 fn refused(refusal: &Refusal) -> Response {
@@ -163,9 +183,11 @@ async fn identify_by(
             ));
         }
     };
-    let correlation = headers
-        .get("x-correlation-id")
-        .and_then(|v| v.to_str().ok());
+    // The client's correlation id, else the request id (the client's, or the one generated for
+    // it), so the events a request writes lead back to its access-log line.
+    let correlation = [HeaderName::from_static("x-correlation-id"), REQUEST_ID]
+        .iter()
+        .find_map(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     Ok(Caller {
         context: RequestContext::of(&identity, correlation),
         identity,
@@ -408,7 +430,44 @@ fn timed_out(state: &AppState, writes: bool) -> Response {
 /// out (or when the client goes away). A batch with a mutation runs on a task of its own, so neither
 /// the timeout nor a vanished client stops a command halfway through its steps: the answer then
 /// says to retry with the idempotency key, and shutdown waits for the task (see `in_flight`).
-async fn execute(state: &AppState, batch: BatchRequest, caller: Caller, cost: Cost) -> Response {
+async fn execute(
+    state: &AppState,
+    mut batch: BatchRequest,
+    caller: Caller,
+    cost: Cost,
+) -> Response {
+    let operation = crate::access_log::operation_names(
+        batch
+            .iter_mut()
+            .map(|request| {
+                let named = request.operation_name.clone();
+                named.or_else(|| {
+                    // Parsed already by `measure`: this reads the cached document.
+                    match request
+                        .parsed_query()
+                        .ok()
+                        .map(|document| &document.operations)
+                    {
+                        Some(DocumentOperations::Multiple(operations)) if operations.len() == 1 => {
+                            operations.keys().next().map(|name| name.to_string())
+                        }
+                        _ => None,
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .map(Option::as_deref),
+    );
+    let actor = caller.context.actor_id.clone();
+    let mut response = run_batch(state, batch, caller, cost).await;
+    let outcome = response.extensions_mut().get_or_insert_default::<Outcome>();
+    outcome.operation = operation;
+    outcome.actor = Some(actor);
+    response
+}
+
+async fn run_batch(state: &AppState, batch: BatchRequest, caller: Caller, cost: Cost) -> Response {
     let batch = batch
         .data(caller.identity)
         .data(caller.context)
@@ -446,12 +505,19 @@ async fn execute(state: &AppState, batch: BatchRequest, caller: Caller, cost: Co
         BatchResponse::Single(single) => std::slice::from_mut(single),
         BatchResponse::Batch(all) => all.as_mut_slice(),
     };
-    for single in responses {
+    for single in responses.iter_mut() {
         single.errors.iter_mut().for_each(ensure_code);
         single
             .extensions
             .insert("readModels".to_string(), read_models.clone());
     }
+    let first_code = responses
+        .iter()
+        .flat_map(|single| single.errors.first())
+        .find_map(|error| match error.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code.clone()),
+            _ => None,
+        });
     let body = match serde_json::to_vec(&response) {
         Ok(body) => body,
         Err(err) => {
@@ -463,10 +529,15 @@ async fn execute(state: &AppState, batch: BatchRequest, caller: Caller, cost: Co
             );
         }
     };
-    Response::builder()
+    let mut response = Response::builder()
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    response.extensions_mut().insert(Outcome {
+        code: first_code,
+        ..Outcome::default()
+    });
+    response
 }
 
 /// `{ "<projector>": position, ... }`: how far each read model had got when the request began.

@@ -5,10 +5,12 @@
 //! `queries` and the write side in `commands` (see ARCHITECTURE.md).
 //!
 //! # Layout
+//! - [`access_log`]: request ids, trace context and one log line per request.
 //! - [`config`]: flags and environment variables.
 //! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
+//! - [`logging`]: the log format and filter, checked before anything starts.
 //! - [`limits`]: what a GraphQL request may cost, measured before async-graphql expands it.
 //! - [`policy`]: the permission matrix, enforced before any resolver runs.
 //! - [`schema`]: the GraphQL schema and its SDL.
@@ -16,11 +18,13 @@
 //! - [`snapshots`]: snapshots for long streams after `import-events` and `rebuild`.
 //! - [`transfer`]: `autosalon export-events` / `import-events`, moving a ledger between databases.
 
+pub mod access_log;
 pub mod app;
 pub mod config;
 pub mod export;
 pub mod http;
 pub mod limits;
+pub mod logging;
 pub mod policy;
 pub mod schema;
 pub mod server;
@@ -29,3 +33,12 @@ pub mod transfer;
 
 pub use app::{Application, Ledger};
 pub use config::ServeArgs;
+
+/// `0.1.0 (commit 1a2b3c4d5e6f)`: the package version and the git commit it was built from
+/// (`unknown` when built outside a git checkout; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AUTOSALON_GIT_COMMIT"),
+    ")"
+);

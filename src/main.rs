@@ -2,13 +2,24 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 use autosalon::config::{DatabaseArgs, ServeArgs};
+use autosalon::logging::LogFormat;
 use autosalon::{Application, Ledger};
 use clap::{Parser, Subcommand};
 
 /// Autosalon Ledger: an event-sourced ledger for a car dealership, served over GraphQL.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = autosalon::VERSION, about)]
 struct Cli {
+    /// How log lines are written to standard error. Which lines: the AUTOSALON_LOG filter
+    /// (default "info"; a filter that does not parse stops start-up).
+    #[arg(
+        long,
+        global = true,
+        env = "AUTOSALON_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,16 +191,15 @@ fn rand_seed() -> [u8; 32] {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AUTOSALON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Err(err) = autosalon::logging::init(cli.log_format) {
+        // Nothing has started yet; the message alone says what to fix (no backtrace).
+        eprintln!("autosalon: {err:#}");
+        std::process::exit(2);
+    }
+    match cli.command {
         Command::Serve(mut settings) => {
+            tracing::info!(version = autosalon::VERSION, "autosalon starting");
             settings.bootstrap_admin =
                 autosalon::config::BootstrapAdmin::from_env().map_err(anyhow::Error::msg)?;
             let app = Application::build(*settings).await?;

@@ -18,6 +18,7 @@ mod journey;
 mod ledger;
 mod ledger_props;
 mod loans;
+mod ops;
 mod payments;
 mod postgres;
 mod projector;
