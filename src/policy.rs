@@ -111,6 +111,8 @@ pub const MATRIX: &[(Root, &str, &str)] = &[
     (Q, "serviceHistory",                    "--A--AAAA-"),
     // -- reports and the ledger
     (Q, "salesReport",                       "--A---AAA-"),
+    (Q, "promotion",                         "--A---AAA-"),
+    (Q, "promotionsReport",                  "--A---AAA-"),
     (Q, "inventoryAging",                    "--A---AAA-"),
     (Q, "paymentsReport",                    "---A--AAA-"),
     (Q, "financingPortfolio",                "---A--AAA-"),
@@ -141,6 +143,9 @@ pub const MATRIX: &[(Root, &str, &str)] = &[
     (M, "changeCustomerContactDetails",      "-OA-AAA---"),
     (M, "draftOrder",                        "--A---A---"),
     (M, "applyOrderDiscount",                "--A---A---"),
+    (M, "applyPromoCode",                    "--A---A---"),
+    (M, "createPromotion",                   "------A---"),
+    (M, "endPromotion",                      "------A---"),
     (M, "confirmOrder",                      "--A---A---"),
     (M, "cancelOrder",                       "--A---A---"),
     (M, "handOverOrder",                     "--A---A---"),

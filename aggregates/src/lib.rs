@@ -20,6 +20,8 @@
 //! - [`loan`]: the [`loan::Loan`] aggregate, financing for one order from application to payoff;
 //!   its credit policy in [`loan::credit`] and its schedule maths in [`loan::schedule`].
 //! - [`payment`]: the [`payment::Payment`] aggregate, money paid towards an order and its refunds.
+//! - [`promotion`]: the [`promotion::Promotion`] aggregate, a discount under one promo code and the
+//!   orders holding its uses.
 //! - [`user`]: the [`user::User`] aggregate, an account that signs in, and its [`user::Role`]s;
 //!   [`partner_key`]: [`partner_key::PartnerKey`], a partner insurer's API key (its digest only).
 //!
@@ -46,6 +48,7 @@ pub mod order;
 pub mod partner_key;
 pub mod payment;
 pub mod policy;
+pub mod promotion;
 pub mod user;
 pub mod vehicle;
 pub mod vin;
@@ -61,7 +64,10 @@ use cqrs_es::persist::EventUpcaster;
 /// into its repository. When an event's payload changes, bump its `event_version` and add an
 /// upcaster here that rewrites payloads of the old version into the new one; never edit stored
 /// events. Registered: `LoanApproved` and `LoanDisbursed` 1.0 → 2.0 (actual-day interest, see
-/// [`loan::upcasters`]).
+/// [`loan::upcasters`]); `DiscountApplied` 1.0 → 2.0 (the promotion it came from, see
+/// [`order::upcasters`]).
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    loan::upcasters()
+    let mut all = loan::upcasters();
+    all.extend(order::upcasters());
+    all
 }

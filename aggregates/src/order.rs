@@ -24,6 +24,10 @@
 //! - A discount may be applied only to a draft. A new discount replaces the previous one, and is
 //!   always computed from the drafted price: `total = price - discount_amount`. Applying the
 //!   discount already in force is a no-op (succeeds, emits nothing), so a retry is safe.
+//! - Stacking: an order carries one discount. A promo code's discount (one that names its
+//!   promotion) replaces a discount the desk gave, but once a code's discount is in force no
+//!   other discount or code replaces it (`PROMO_CODE_ALREADY_APPLIED`): the code holds a use of
+//!   its promotion for this order, and the customer was promised that price.
 //! - A percentage discount must be more than 0 and at most 100; its amount is rounded to kopecks
 //!   by [`KOPECK_ROUNDING`](crate::money::KOPECK_ROUNDING). A fixed discount must be positive, in
 //!   the price's currency, and at most the price (the total may reach zero, never below).
@@ -119,6 +123,8 @@ pub enum OrderCommand {
     },
     ApplyDiscount {
         discount: Discount,
+        /// The promotion whose code gave this discount; `None` for a discount the desk gives.
+        promotion_id: Option<Uuid>,
     },
     Confirm {
         confirmed_at: DateTime<Utc>,
@@ -158,10 +164,13 @@ pub enum OrderEvent {
     },
     /// Replaces any earlier discount. `discount_amount` and `total` are recorded, not recomputed
     /// on replay, so a later change to the rounding rule never rewrites history.
+    /// Version 2.0 added `promotion_id` (1.0 payloads are upcast with none).
     DiscountApplied {
         discount: Discount,
         discount_amount: Money,
         total: Money,
+        /// The promotion whose promo code gave the discount; `None` for a desk discount.
+        promotion_id: Option<Uuid>,
     },
     OrderConfirmed {
         confirmed_at: DateTime<Utc>,
@@ -216,8 +225,35 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            OrderEvent::DiscountApplied { .. } => ORDER_EVENT_VERSION_2.to_owned(),
+            _ => "1.0".to_owned(),
+        }
     }
+}
+
+/// The version of `DiscountApplied` since it names its promotion (see [`upcasters`]).
+pub const ORDER_EVENT_VERSION_2: &str = "2.0";
+
+/// Upcasters of order events stored at version 1.0: `DiscountApplied` gains `promotion_id: null`
+/// (every 1.0 discount was the desk's).
+pub fn upcasters() -> Vec<Box<dyn cqrs_es::persist::EventUpcaster>> {
+    use cqrs_es::persist::SemanticVersionEventUpcaster;
+    use serde_json::{Value, json};
+    let discount = SemanticVersionEventUpcaster::new(
+        "DiscountApplied",
+        ORDER_EVENT_VERSION_2,
+        Box::new(|mut payload: Value| {
+            if let Some(body) = payload
+                .get_mut("DiscountApplied")
+                .and_then(Value::as_object_mut)
+            {
+                body.insert("promotion_id".into(), json!(null));
+            }
+            payload
+        }),
+    );
+    vec![Box::new(discount)]
 }
 
 /// Why an order command was refused. Nothing was emitted; the order is unchanged.
@@ -277,6 +313,10 @@ pub enum OrderError {
     /// first (the order shows its paid total), then cancels.
     #[error("the order holds {paid_total} paid; refund it before cancelling")]
     RefundsRequired { paid_total: Money },
+    /// A promo code's discount is in force; no other discount or code replaces it (the stacking
+    /// rule). The caller cancels the order and drafts a new one to change the price.
+    #[error("promotion {promotion_id}'s promo code is applied to this order; its discount stays")]
+    PromoCodeApplied { promotion_id: Uuid },
 }
 
 impl OrderError {
@@ -297,6 +337,7 @@ impl OrderError {
             OrderError::PaymentNotRecorded { .. } => "PAYMENT_NOT_RECORDED",
             OrderError::RefundExceedsPaid { .. } => "REFUND_EXCEEDS_PAID",
             OrderError::RefundsRequired { .. } => "REFUNDS_REQUIRED",
+            OrderError::PromoCodeApplied { .. } => "PROMO_CODE_ALREADY_APPLIED",
         }
     }
 }
@@ -368,6 +409,10 @@ pub struct Order {
     price: Option<Money>,
     /// The discount in force, so applying it again is recognised as a no-op.
     discount: Option<Discount>,
+    /// The promotion whose code gave the discount in force (the stacking rule reads it; a
+    /// cancellation gives its use back).
+    #[serde(default)]
+    promotion_id: Option<Uuid>,
     /// `price` less the discount in force.
     total: Option<Money>,
     /// Payments recorded less refunds recorded (zero from the draft on; absent in snapshots taken
@@ -405,6 +450,11 @@ impl Order {
 
     pub fn discount(&self) -> Option<&Discount> {
         self.discount.as_ref()
+    }
+
+    /// The promotion whose promo code gave the discount in force.
+    pub fn promotion_id(&self) -> Option<Uuid> {
+        self.promotion_id
     }
 
     /// Payments recorded less refunds recorded.
@@ -471,10 +521,18 @@ impl Order {
                     drafted_at,
                 })
             }
-            OrderCommand::ApplyDiscount { discount } => {
+            OrderCommand::ApplyDiscount {
+                discount,
+                promotion_id,
+            } => {
                 transition(self.status, Action::ApplyDiscount)?;
-                if self.discount.as_ref() == Some(&discount) {
+                if self.discount.as_ref() == Some(&discount) && self.promotion_id == promotion_id {
                     return Ok(Vec::new());
+                }
+                if let Some(in_force) = self.promotion_id {
+                    return Err(OrderError::PromoCodeApplied {
+                        promotion_id: in_force,
+                    });
                 }
                 let price = self.price.ok_or(OrderError::NotDrafted)?;
                 let discount_amount = discount_amount(&discount, price)?;
@@ -489,6 +547,7 @@ impl Order {
                     discount,
                     discount_amount,
                     total,
+                    promotion_id,
                 })
             }
             OrderCommand::Confirm { confirmed_at } => {
@@ -714,8 +773,13 @@ impl Aggregate for Order {
                 discount,
                 discount_amount,
                 total,
+                promotion_id,
             } => {
                 self.advance(Action::ApplyDiscount, OrderStatus::Draft);
+                debug_assert!(
+                    self.promotion_id.is_none() || self.promotion_id == promotion_id,
+                    "a promo code's discount was replaced"
+                );
                 debug_assert!(!total.is_negative(), "total {total} below zero");
                 debug_assert_eq!(
                     self.price.map(|price| price.checked_sub(discount_amount)),
@@ -724,6 +788,7 @@ impl Aggregate for Order {
                 );
                 self.discount = Some(discount);
                 self.total = Some(total);
+                self.promotion_id = promotion_id;
             }
             OrderEvent::OrderConfirmed { .. } => {
                 self.advance(Action::Confirm, OrderStatus::Confirmed);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aggregates::customer::{Customer, CustomerCommand};
 use aggregates::order::{Order, OrderCommand, OrderStatus};
+use aggregates::promotion::Promotion;
 use aggregates::vehicle::{Vehicle, VehicleCommand, VehicleStatus};
 use eventstore::{Cqrs, Database, Store, Upcasters};
 use uuid::Uuid;
@@ -15,15 +16,19 @@ use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::sender::{Call, Idempotency, Sender, Written};
 
+mod promotions;
+
 /// Sends commands to the aggregates.
 pub struct Dealership {
     sender: Sender,
     vehicles: Cqrs<Vehicle>,
     customers: Cqrs<Customer>,
     orders: Cqrs<Order>,
+    promotions: Cqrs<Promotion>,
     vehicle_store: Store<Vehicle>,
     customer_store: Store<Customer>,
     order_store: Store<Order>,
+    promotion_store: Store<Promotion>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
@@ -40,9 +45,11 @@ impl Dealership {
             vehicles: db.framework(&upcasters, ()),
             customers: db.framework(&upcasters, ()),
             orders: db.framework(&upcasters, ()),
+            promotions: db.framework(&upcasters, ()),
             vehicle_store: db.store(&upcasters),
             customer_store: db.store(&upcasters),
             order_store: db.store(&upcasters),
+            promotion_store: db.store(&upcasters),
             clock,
             ids,
         }
@@ -334,7 +341,10 @@ impl Dealership {
             .execute(
                 &self.orders,
                 id,
-                OrderCommand::ApplyDiscount { discount },
+                OrderCommand::ApplyDiscount {
+                    discount,
+                    promotion_id: None,
+                },
                 Call::new(ctx, "ApplyOrderDiscount", idempotency),
             )
             .await
@@ -445,7 +455,8 @@ impl Dealership {
         })
     }
 
-    /// Cancels an order and frees its vehicle if the order held it.
+    /// Cancels an order, gives back the promo code use it holds, and frees its vehicle if the
+    /// order held it.
     ///
     /// Freeing the vehicle runs whenever the order is cancelled — after a fresh cancellation, after a
     /// keyed retry answered from the log, and even when the cancellation itself is refused because
@@ -461,7 +472,7 @@ impl Dealership {
             reason,
             cancelled_at: self.now(),
         };
-        let cancelled = match self.sender.replay(id, idempotency).await? {
+        let mut cancelled = match self.sender.replay(id, idempotency).await? {
             Some(first) => Ok(first),
             None => {
                 self.sender
@@ -475,25 +486,34 @@ impl Dealership {
             }
         };
         let order = self.order(id).await?;
-        if order.status() == OrderStatus::Cancelled
-            && let Some(vehicle_id) = order.vehicle_id()
-        {
-            let vehicle = self.vehicle(vehicle_id).await?;
-            if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id) {
-                let release = VehicleCommand::ReleaseReservation { order_id: id };
-                let released = self
-                    .sender
-                    .execute(
-                        &self.vehicles,
-                        vehicle_id,
-                        release,
-                        Call::new(ctx, "CancelOrder", None),
-                    )
-                    .await?;
-                return cancelled.map(|written| Written {
-                    position: released.position.max(written.position),
+        if order.status() == OrderStatus::Cancelled {
+            // The promo code's use goes back first: unlike the car, nothing else can take it
+            // from this order, so it is safe to give back on every attempt.
+            if let Some(released) = self.release_promo_codes(ctx, id, "CancelOrder").await? {
+                cancelled = cancelled.map(|written| Written {
+                    position: released.max(written.position),
                     ..written
                 });
+            }
+            if let Some(vehicle_id) = order.vehicle_id() {
+                let vehicle = self.vehicle(vehicle_id).await?;
+                if vehicle.status() == VehicleStatus::Reserved && vehicle.reserved_for() == Some(id)
+                {
+                    let release = VehicleCommand::ReleaseReservation { order_id: id };
+                    let released = self
+                        .sender
+                        .execute(
+                            &self.vehicles,
+                            vehicle_id,
+                            release,
+                            Call::new(ctx, "CancelOrder", None),
+                        )
+                        .await?;
+                    return cancelled.map(|written| Written {
+                        position: released.position.max(written.position),
+                        ..written
+                    });
+                }
             }
         }
         cancelled

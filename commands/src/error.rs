@@ -7,6 +7,7 @@ use aggregates::order::OrderError;
 use aggregates::partner_key::PartnerKeyError;
 use aggregates::payment::PaymentError;
 use aggregates::policy::PolicyError;
+use aggregates::promotion::PromotionError;
 use aggregates::user::UserError;
 use aggregates::vehicle::VehicleError;
 use queries::{ApiError, codes};
@@ -19,6 +20,9 @@ pub enum CommandError {
     Customer(#[from] CustomerError),
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// A promotion or promo code refused; see [`PromotionError`].
+    #[error(transparent)]
+    Promotion(#[from] PromotionError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
     /// A booking, a mechanic's day or a slot refused; see [`WorkshopError`].
@@ -106,6 +110,7 @@ impl From<CommandError> for ApiError {
             CommandError::Vehicle(e) => ApiError::new(e.code(), message),
             CommandError::Customer(e) => ApiError::new(e.code(), message),
             CommandError::Order(e) => ApiError::new(e.code(), message),
+            CommandError::Promotion(e) => ApiError::new(e.code(), message),
             CommandError::Policy(e) => ApiError::new(e.code(), message),
             CommandError::Workshop(e) => ApiError::new(e.code(), message),
             CommandError::Loan(e) => ApiError::new(e.code(), message),

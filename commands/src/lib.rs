@@ -11,6 +11,8 @@
 //!   vehicles, and their mutations.
 //! - [`loans`]: [`loans::Loans`], car financing from application to payoff, and its mutations.
 //! - [`payments`]: [`Payments`], taking and refunding money, recording it on orders, handover.
+//! - [`promotions`]: the promotion and promo-code mutations (their commands are
+//!   [`Dealership`]'s, in `dealership::promotions`: a code spans the promotion and the order).
 //! - [`accounts`]: [`Accounts`]: accounts and partner keys (events), sign-in, sessions, tokens,
 //!   and the verified identity of a request.
 //! - [`key_file`]: secret key files (owner-only), shared by the policy and token keys.
@@ -33,6 +35,7 @@ pub mod key_file;
 pub mod loans;
 pub mod mutations;
 pub mod payments;
+pub mod promotions;
 pub mod read_your_writes;
 pub mod sender;
 pub mod signing;
@@ -52,6 +55,7 @@ pub use sender::{Call, Idempotency, Sender, Written};
 pub struct MutationRoot(
     mutations::SalesMutation,
     payments::PaymentsMutation,
+    promotions::PromotionsMutation,
     loans::LoansMutation,
     insurance::InsuranceMutation,
     bookings::BookingsMutation,

@@ -16,7 +16,7 @@ use aggregates::loan::{
 use aggregates::money::Money;
 use aggregates::order::{Order, OrderStatus};
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use eventstore::{Cqrs, Database, Store, Upcasters};
 use queries::input::{Id, IdempotencyKey, Reason};
 use queries::loans::{EmploymentStatus, Loan as LoanView, LoanType, ScheduleKind};
@@ -30,9 +30,6 @@ use crate::context::RequestContext;
 use crate::error::CommandError;
 use crate::mutations::{caller, idempotency, settle, to_api, validation};
 use crate::sender::{Call, Idempotency, Sender, Written};
-
-/// Moscow's offset from UTC, in seconds: the dealership's business day.
-const BUSINESS_DAY_OFFSET_SECONDS: i64 = 3 * 3600;
 
 /// Sends commands to loans.
 pub struct Loans {
@@ -73,7 +70,7 @@ impl Loans {
 
     /// The business date of `instant`: its calendar date in Moscow.
     fn today_at(&self, instant: DateTime<Utc>) -> NaiveDate {
-        (instant + TimeDelta::seconds(BUSINESS_DAY_OFFSET_SECONDS)).date_naive()
+        crate::clock::business_date(instant)
     }
 
     /// The id a create command uses: see [`crate::sender::aggregate_id`].

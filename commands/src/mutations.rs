@@ -304,7 +304,7 @@ async fn customer_payload(ctx: &Context<'_>, written: Written) -> ApiResult<Cust
     })
 }
 
-async fn order_payload(ctx: &Context<'_>, written: Written) -> ApiResult<OrderPayload> {
+pub(crate) async fn order_payload(ctx: &Context<'_>, written: Written) -> ApiResult<OrderPayload> {
     settle(ctx, &written).await?;
     Ok(OrderPayload {
         order: queries::orders::find(queries::read_models(ctx)?.pool(), written.id).await?,

@@ -110,6 +110,27 @@ impl Sender {
         A::Command: Clone,
         A::Error: Into<CommandError>,
     {
+        self.execute_contended(cqrs, id, command, call, CONFLICT_RETRIES)
+            .await
+    }
+
+    /// [`Sender::execute`] for a stream many requests append to at once (a promo code's
+    /// redemptions): re-decided after up to `attempts` optimistic-lock conflicts. Each conflict
+    /// means another append to the stream won, so a bound above the appends a burst can make
+    /// lets every request be decided against the winners instead of answered `CONFLICT`.
+    pub async fn execute_contended<A>(
+        &self,
+        cqrs: &Cqrs<A>,
+        id: Uuid,
+        command: A::Command,
+        call: Call<'_>,
+        attempts: usize,
+    ) -> Result<Written, CommandError>
+    where
+        A: Aggregate,
+        A::Command: Clone,
+        A::Error: Into<CommandError>,
+    {
         if let Some(written) = self.replay(id, call.idempotency).await? {
             return Ok(written);
         }
@@ -146,7 +167,7 @@ impl Sender {
                     if let Some(written) = self.replay(id, call.idempotency).await? {
                         return Ok(written);
                     }
-                    if attempt >= CONFLICT_RETRIES {
+                    if attempt >= attempts {
                         return Err(CommandError::Conflict { aggregate: A::TYPE });
                     }
                     tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");

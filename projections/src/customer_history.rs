@@ -403,6 +403,7 @@ async fn order(
             discount,
             discount_amount,
             total,
+            ..
         } => {
             let how = match discount {
                 Discount::Percentage { percent } => format!(" ({percent}%)"),

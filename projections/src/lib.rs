@@ -9,6 +9,7 @@
 //! - [`runtime`]: the [`Projector`] trait and [`Projections`], which prepares, runs, rebuilds and
 //!   reports on projectors, and lets a mutation wait until its write is visible.
 //! - [`policies`]: insurance quotes, offers, policies and claims.
+//! - [`promotions`]: promotions, their uses, and the orders a promo code priced.
 //! - [`reports`]: fact tables for analysts (sales, payments, loans, policies, bookings, inventory).
 //! - [`ledger`]: the double-entry journal and its chart of accounts.
 //! - [`customer_history`]: every event touching a customer, with a summary per customer.
@@ -27,6 +28,7 @@ pub mod loans;
 pub mod orders;
 pub mod payments;
 pub mod policies;
+pub mod promotions;
 pub mod reports;
 pub mod runtime;
 

@@ -106,6 +106,7 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             discount,
             discount_amount,
             total,
+            ..
         } => {
             let (kind, percent) = match &discount {
                 Discount::Percentage { percent } => ("PERCENTAGE", Some(percent.to_string())),

@@ -72,6 +72,7 @@ pub fn all_projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(crate::ledger::Ledger),
         Arc::new(crate::customer_history::CustomerHistory),
         Arc::new(crate::accounts::Accounts),
+        Arc::new(crate::promotions::Promotions),
     ]
 }
 

@@ -21,6 +21,7 @@ pub enum AggregateType {
     Policy,
     User,
     PartnerKey,
+    Promotion,
 }
 
 impl AggregateType {
@@ -38,6 +39,7 @@ impl AggregateType {
             AggregateType::Policy => aggregates::policy::Policy::TYPE,
             AggregateType::User => aggregates::user::User::TYPE,
             AggregateType::PartnerKey => aggregates::partner_key::PartnerKey::TYPE,
+            AggregateType::Promotion => aggregates::promotion::Promotion::TYPE,
         }
     }
 }

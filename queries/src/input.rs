@@ -393,9 +393,9 @@ text_inputs! {
     /// A vehicle identification number (the domain checks its 17 characters).
     VinText { what: "vin", fields: ["vin"], max: 32, shape: Token, cards: CardCheck::None }
     /// A vehicle's make.
-    Brand { what: "brand", fields: ["brand"], max: 100, shape: Line, cards: CardCheck::Luhn }
+    Brand { what: "brand", fields: ["brand", "brands"], max: 100, shape: Line, cards: CardCheck::Luhn }
     /// A vehicle's model.
-    Model { what: "model", fields: ["model"], max: 100, shape: Line, cards: CardCheck::Luhn }
+    Model { what: "model", fields: ["model", "models"], max: 100, shape: Line, cards: CardCheck::Luhn }
     /// A vehicle's trim level.
     Trim { what: "trim", fields: ["trim"], max: 100, shape: Line, cards: CardCheck::Luhn }
     /// A vehicle's colour.
@@ -444,6 +444,10 @@ text_inputs! {
     DisplayName { what: "displayName", fields: ["displayName"], max: 200, shape: Line, cards: CardCheck::Luhn }
     /// What a partner API key is for, e.g. "SEVER claims desk".
     KeyLabel { what: "label", fields: ["label"], max: 200, shape: Line, cards: CardCheck::Luhn }
+    /// A promo code as a customer quotes it (the domain checks its letters and digits).
+    PromoCodeText { what: "code", fields: ["code"], max: 32, shape: Token, cards: CardCheck::None }
+    /// What a promotion is called, e.g. "Spring 2026".
+    PromotionTitle { what: "title", fields: ["title"], max: 200, shape: Line, cards: CardCheck::Luhn }
     /// A page cursor as a connection handed it out.
     Cursor { what: "after", fields: ["after"], max: 512, shape: Token, cards: CardCheck::None }
 }

@@ -16,6 +16,7 @@
 //! - [`audit`]: the global log and aggregate streams for auditors.
 //! - [`ledger`]: the chart of accounts, balances, trial balance, journal and customer statements.
 //! - [`bookings`]: workshop bookings, mechanics' days and vehicles' service histories.
+//! - [`promotions`]: promotions, their promo codes and their effect on orders.
 //! - [`reports`]: sales, payments, financing, insurance, workshop and inventory reports.
 //! - [`customer_history`]: a customer's history and summary, with the position they reflect.
 //!
@@ -35,6 +36,7 @@ pub mod loans;
 pub mod orders;
 pub mod page;
 pub mod payments;
+pub mod promotions;
 pub mod reports;
 pub mod scalars;
 pub mod snapshot;
@@ -120,6 +122,7 @@ pub struct QueryRoot(
     insurance::InsuranceQuery,
     bookings::BookingsQuery,
     reports::ReportsQuery,
+    promotions::PromotionsQuery,
     ledger::LedgerQuery,
     customer_history::CustomerHistoryQuery,
     accounts::AccountsQuery,

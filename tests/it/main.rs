@@ -22,6 +22,7 @@ mod ops;
 mod payments;
 mod postgres;
 mod projector;
+mod promotions;
 mod race;
 mod read_your_writes;
 mod readme;

@@ -65,7 +65,10 @@ fn fixed(amount: Money) -> Discount {
 }
 
 fn apply_discount(discount: Discount) -> OrderCommand {
-    OrderCommand::ApplyDiscount { discount }
+    OrderCommand::ApplyDiscount {
+        discount,
+        promotion_id: None,
+    }
 }
 
 fn discount_applied(discount: Discount, amount: &str, total: &str) -> OrderEvent {
@@ -73,6 +76,7 @@ fn discount_applied(discount: Discount, amount: &str, total: &str) -> OrderEvent
         discount,
         discount_amount: rub(amount),
         total: rub(total),
+        promotion_id: None,
     }
 }
 
@@ -435,7 +439,7 @@ fn every_error_has_a_stable_code_and_a_readable_message() {
 }
 
 #[test]
-fn event_types_name_the_serialized_variant_at_version_1_0() {
+fn event_types_name_the_serialized_variant_and_its_version() {
     let events = history(&[
         discount_applied(percent("10"), "150000", "1350000"),
         confirmed(),
@@ -445,7 +449,11 @@ fn event_types_name_the_serialized_variant_at_version_1_0() {
         let json = serde_json::to_value(&event).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
         assert_eq!(event.event_type(), tag);
-        assert_eq!(event.event_version(), "1.0");
+        let version = match event {
+            OrderEvent::DiscountApplied { .. } => "2.0",
+            _ => "1.0",
+        };
+        assert_eq!(event.event_version(), version, "{tag}");
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
     }
 }
@@ -909,7 +917,11 @@ fn the_new_event_types_name_the_serialized_variant_at_version_1_0() {
         let json = serde_json::to_value(&event).unwrap();
         let tag = json.as_object().unwrap().keys().next().unwrap().clone();
         assert_eq!(event.event_type(), tag);
-        assert_eq!(event.event_version(), "1.0");
+        let version = match event {
+            OrderEvent::DiscountApplied { .. } => "2.0",
+            _ => "1.0",
+        };
+        assert_eq!(event.event_version(), version, "{tag}");
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
     }
 }
@@ -1068,4 +1080,60 @@ proptest! {
             prop_assert!(order.balance_due().unwrap().minor_units() >= 0);
         }
     }
+}
+
+#[test]
+fn a_promo_codes_discount_replaces_the_desks_but_nothing_replaces_it() {
+    let promotion_id = Uuid::from_u128(7);
+    let by_code = OrderEvent::DiscountApplied {
+        discount: percent("10"),
+        discount_amount: rub("150000"),
+        total: rub("1350000"),
+        promotion_id: Some(promotion_id),
+    };
+    let with = |event: OrderEvent| {
+        let mut given = a_draft();
+        given.push(event);
+        given
+    };
+    TestFramework::<Order>::with(())
+        .given(with(discount_applied(percent("5"), "75000", "1425000")))
+        .when(OrderCommand::ApplyDiscount {
+            discount: percent("10"),
+            promotion_id: Some(promotion_id),
+        })
+        .then_expect_events(vec![by_code.clone()]);
+    TestFramework::<Order>::with(())
+        .given(with(by_code.clone()))
+        .when(apply_discount(percent("20")))
+        .then_expect_error(OrderError::PromoCodeApplied { promotion_id });
+    TestFramework::<Order>::with(())
+        .given(with(by_code))
+        .when(OrderCommand::ApplyDiscount {
+            discount: percent("10"),
+            promotion_id: Some(promotion_id),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_discount_stored_at_version_1_is_read_as_the_desks() {
+    use cqrs_es::persist::SerializedEvent;
+    let stored = SerializedEvent {
+        aggregate_id: "o".into(),
+        sequence: 2,
+        aggregate_type: "Order".into(),
+        event_type: "DiscountApplied".into(),
+        event_version: "1.0".into(),
+        payload: serde_json::json!({"DiscountApplied": {
+            "discount": {"Percentage": {"percent": "5"}},
+            "discount_amount": {"amount": "75000.00", "currency": "RUB"},
+            "total": {"amount": "1425000.00", "currency": "RUB"}
+        }}),
+        metadata: serde_json::json!({}),
+    };
+    let upcaster = &crate::order::upcasters()[0];
+    assert!(upcaster.can_upcast(&stored.event_type, &stored.event_version));
+    let event: OrderEvent = serde_json::from_value(upcaster.upcast(stored).payload).unwrap();
+    assert_eq!(event, discount_applied(percent("5"), "75000", "1425000"));
 }

@@ -81,7 +81,7 @@ pub fn every_event_type() -> BTreeSet<(String, String)> {
     use aggregates::bookings::{Booking, MechanicDay};
     use aggregates::{
         customer::Customer, loan::Loan, order::Order, partner_key::PartnerKey, payment::Payment,
-        policy::Policy, user::User, vehicle::Vehicle,
+        policy::Policy, promotion::Promotion, user::User, vehicle::Vehicle,
     };
     of::<Vehicle>()
         .chain(of::<Customer>())
@@ -93,6 +93,7 @@ pub fn every_event_type() -> BTreeSet<(String, String)> {
         .chain(of::<MechanicDay>())
         .chain(of::<User>())
         .chain(of::<PartnerKey>())
+        .chain(of::<Promotion>())
         .collect()
 }
 
@@ -111,6 +112,7 @@ fn the_event_types_are_read_from_the_enums() {
         ("MechanicDay", "SlotReleased"),
         ("User", "UserLockedOut"),
         ("PartnerKey", "PartnerKeyRevoked"),
+        ("Promotion", "PromoCodeReleased"),
     ] {
         assert!(
             all.contains(&(aggregate.to_string(), event.to_string())),

@@ -71,6 +71,13 @@ pub enum Discount {
     Percent(u32),
     /// Kopecks off (at most a fifth of the price).
     Fixed(i64),
+    /// A promo code of its own promotion (created for the story) for this percentage; the
+    /// promotion is ended afterwards when `ended`. Once a code's discount is in force, every
+    /// later discount of the order is refused (codes do not stack).
+    Code {
+        percent: u32,
+        ended: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -347,6 +354,7 @@ fn discount() -> impl Strategy<Value = Discount> {
     prop_oneof![
         (1u32..=30).prop_map(Discount::Percent),
         (1i64..=20_000_000).prop_map(Discount::Fixed),
+        (1u32..=25, any::<bool>()).prop_map(|(percent, ended)| Discount::Code { percent, ended }),
     ]
 }
 

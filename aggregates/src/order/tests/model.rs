@@ -34,6 +34,8 @@ struct OrderModel {
     /// Customer, vehicle and price, from the draft.
     drafted: Option<(Uuid, Uuid, Money)>,
     discount: Option<Discount>,
+    /// The promotion whose code gave the discount in force.
+    promotion: Option<Uuid>,
     total_minor: i64,
     paid_minor: i64,
     /// What each recorded payment still contributes, kopecks.
@@ -74,12 +76,20 @@ impl OrderModel {
         Ok(())
     }
 
-    fn discount(&mut self, discount: &Discount) -> Result<Vec<OrderEvent>, OrderError> {
+    fn discount(
+        &mut self,
+        discount: &Discount,
+        promotion: Option<Uuid>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
         if self.status != Draft {
             return Err(self.refuse("apply a discount"));
         }
-        if self.discount.as_ref() == Some(discount) {
+        if self.discount.as_ref() == Some(discount) && self.promotion == promotion {
             return Ok(vec![]);
+        }
+        // No stacking: a code's discount, once in force, is the order's discount.
+        if let Some(promotion_id) = self.promotion {
+            return Err(OrderError::PromoCodeApplied { promotion_id });
         }
         let price = self.drafted.expect("a draft has a price").2;
         let off = match discount {
@@ -109,11 +119,13 @@ impl OrderModel {
             }
         };
         self.discount = Some(discount.clone());
+        self.promotion = promotion;
         self.total_minor = price.minor_units() - off;
         Ok(vec![OrderEvent::DiscountApplied {
             discount: discount.clone(),
             discount_amount: self.money(off),
             total: self.money(self.total_minor),
+            promotion_id: promotion,
         }])
     }
 
@@ -281,7 +293,10 @@ impl Model<Order> for OrderModel {
                     drafted_at: *drafted_at,
                 }
             }
-            OrderCommand::ApplyDiscount { discount } => return self.discount(discount),
+            OrderCommand::ApplyDiscount {
+                discount,
+                promotion_id,
+            } => return self.discount(discount, *promotion_id),
             OrderCommand::Confirm { confirmed_at } => {
                 if self.status != Draft {
                     return Err(self.refuse("confirm"));
@@ -348,6 +363,7 @@ impl Model<Order> for OrderModel {
         prop_assert_eq!(order.vehicle_id(), drafted.map(|d| d.1));
         prop_assert_eq!(order.price(), drafted.map(|d| d.2));
         prop_assert_eq!(order.discount(), self.discount.as_ref());
+        prop_assert_eq!(order.promotion_id(), self.promotion);
         prop_assert_eq!(order.total(), money(self.total_minor));
         prop_assert_eq!(order.paid_total(), money(self.paid_minor));
         prop_assert_eq!(
@@ -440,7 +456,12 @@ fn step() -> impl Strategy<Value = Step> {
     let command = |command: OrderCommand| Step::Do(command);
     prop_oneof![
         1 => draft_step(),
-        2 => discount.prop_map(move |discount| command(OrderCommand::ApplyDiscount { discount })),
+        2 => (discount, prop::option::of(0..2u128)).prop_map(move |(discount, promotion)| {
+            command(OrderCommand::ApplyDiscount {
+                discount,
+                promotion_id: promotion.map(Uuid::from_u128),
+            })
+        }),
         3 => Just(command(OrderCommand::Confirm { confirmed_at: at("2024-03-02T10:00:00Z") })),
         1 => prop::sample::select(vec!["  changed mind ", " "]).prop_map(move |reason| command(OrderCommand::Cancel {
             reason: reason.to_owned(),
@@ -545,6 +566,7 @@ fn the_generated_commands_reach_every_event_and_refusal() {
             "RefundExceedsPaid",
             "RefundIdReused",
             "RefundsRequired",
+            "PromoCodeApplied",
         ],
     );
 }

@@ -226,6 +226,10 @@ struct StoryState {
     /// The story's account: its id, email, password now and first role.
     account: Option<accounts::AccountBook>,
     partner_key: Option<String>,
+    /// Promotions created for the story so far (their codes are numbered by it).
+    promotions: usize,
+    /// A promo code's discount is in force on the order: no other discount replaces it.
+    code_in_force: bool,
 }
 
 /// What a run leaves for the checks.

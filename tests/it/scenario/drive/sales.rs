@@ -137,6 +137,89 @@ impl Run<'_> {
                 )
                 .await;
             }
+            SaleStep::ApplyDiscount(Discount::Code { percent, ended }) => {
+                let state = &mut self.states[k];
+                state.promotions += 1;
+                let code = format!("STORY-{k}-{}", state.promotions);
+                let off = minor_of(kopecks(
+                    Decimal::new(state.price, 2) * Decimal::from(percent) / Decimal::ONE_HUNDRED,
+                ));
+                let (order, stacked) = (state.order.clone(), state.code_in_force);
+                if !stacked {
+                    state.total = state.price - off;
+                    state.code_in_force = true;
+                }
+                self.ok(
+                    step,
+                    &mutation(
+                        "createPromotion",
+                        &[
+                            ("input", "CreatePromotionInput!"),
+                            ("idempotencyKey", "String"),
+                        ],
+                    ),
+                    json!({ "input": {
+                        "code": code, "title": format!("Story {k}'s promotion"),
+                        "discount": { "percent": percent.to_string() },
+                        "validFrom": "2000-01-01", "validUntil": "2999-12-31",
+                        "totalUses": 1, "usesPerCustomer": 1
+                    }, "idempotencyKey": Self::key(step, "p") }),
+                )
+                .await;
+                let apply = mutation(
+                    "applyPromoCode",
+                    &[
+                        ("orderId", "UUID!"),
+                        ("code", "String!"),
+                        ("idempotencyKey", "String"),
+                    ],
+                );
+                let variables = json!({ "orderId": order, "code": code, "idempotencyKey": key });
+                if stacked {
+                    self.refused(step, &apply, variables, "PROMO_CODE_ALREADY_APPLIED")
+                        .await;
+                } else {
+                    self.ok(step, &apply, variables).await;
+                }
+                if ended {
+                    self.ok(
+                        step,
+                        &mutation(
+                            "endPromotion",
+                            &[
+                                ("code", "String!"),
+                                ("reason", "String!"),
+                                ("idempotencyKey", "String"),
+                            ],
+                        ),
+                        json!({ "code": code, "reason": "the story's offer is over",
+                                "idempotencyKey": Self::key(step, "e") }),
+                    )
+                    .await;
+                }
+            }
+            SaleStep::ApplyDiscount(discount) if self.states[k].code_in_force => {
+                // The desk's discount after a code's: refused, the code's price stands.
+                let discount_input = match discount {
+                    Discount::Percent(p) => json!({ "percent": p.to_string() }),
+                    _ => json!({ "percent": "1" }),
+                };
+                let order = self.states[k].order.clone();
+                self.refused(
+                    step,
+                    &mutation(
+                        "applyOrderDiscount",
+                        &[
+                            ("id", "UUID!"),
+                            ("discount", "DiscountInput!"),
+                            ("idempotencyKey", "String"),
+                        ],
+                    ),
+                    json!({ "id": order, "discount": discount_input, "idempotencyKey": key }),
+                    "PROMO_CODE_ALREADY_APPLIED",
+                )
+                .await;
+            }
             SaleStep::ApplyDiscount(discount) => {
                 let state = &mut self.states[k];
                 let (discount_input, off) = match discount {
@@ -150,6 +233,7 @@ impl Run<'_> {
                         let minor = minor.min(state.price / 5).max(1);
                         (json!({ "amount": money(minor, state.currency) }), minor)
                     }
+                    Discount::Code { .. } => unreachable!("handled above"),
                 };
                 state.total = state.price - off;
                 let order = state.order.clone();
