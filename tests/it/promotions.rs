@@ -423,3 +423,63 @@ async fn the_report_adds_up_to_an_independent_sum_of_the_orders_a_code_priced() 
     );
     app.stop().await;
 }
+
+/// The state a crash between `applyPromoCode`'s two steps leaves: the promotion holds a use for
+/// the order, the order never recorded the discount. Written straight to the server's store.
+async fn redeem_without_the_discount(app: &TestApp, code: &str, order: &str, customer: &str) {
+    use aggregates::promotion::{EligibleVehicle, Promotion, PromotionCommand, promotion_id};
+    use aggregates::vehicle::Condition;
+    let upcasters: eventstore::Upcasters = std::sync::Arc::new(aggregates::upcasters());
+    let promotions: eventstore::Cqrs<Promotion> = app.db.framework(&upcasters, ());
+    let now = chrono::Utc::now();
+    promotions
+        .execute(
+            &promotion_id(code).to_string(),
+            PromotionCommand::Redeem {
+                order_id: order.parse().unwrap(),
+                customer_id: customer.parse().unwrap(),
+                vehicle: EligibleVehicle {
+                    brand: "Lada".into(),
+                    model: "Vesta".into(),
+                    condition: Condition::New,
+                },
+                business_date: now.date_naive(),
+                redeemed_at: now,
+            },
+        )
+        .await
+        .unwrap();
+    app.projections.catch_up_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_use_left_behind_by_a_crash_is_finished_by_a_retry_or_given_back_by_cancelling() {
+    let dir = temp_dir();
+    let app = spawn_app(&dir).await;
+    let vehicle = car(&app, 1, "Vesta", "1000000.00").await;
+    let buyer = customer(&app, 1).await;
+    create(&app, promotion("HALF-DONE", "10", 2, 2)).await;
+    let retried = draft(&app, 1, &buyer, &vehicle).await;
+    let abandoned = draft(&app, 2, &buyer, &vehicle).await;
+    redeem_without_the_discount(&app, "HALF-DONE", &retried, &buyer).await;
+    redeem_without_the_discount(&app, "HALF-DONE", &abandoned, &buyer).await;
+    assert_eq!(promotion_of(&app, "HALF-DONE").await["uses"], 2);
+    assert_eq!(order_total(&app, &retried).await, "1000000.00");
+    // The retry finds its use already held and finishes the order's side, taking no second use.
+    assert_eq!(
+        error_codes(&apply(&app, &retried, "HALF-DONE").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(order_total(&app, &retried).await, "900000.00");
+    assert_eq!(promotion_of(&app, "HALF-DONE").await["uses"], 2);
+    // The order that never got its discount gives the use back when cancelled.
+    app.ok(
+        CANCEL_ORDER,
+        json!({ "id": abandoned, "reason": "left the showroom" }),
+    )
+    .await;
+    let promotion = promotion_of(&app, "HALF-DONE").await;
+    assert_eq!(promotion["uses"], 1);
+    assert_eq!(promotion["effect"][0]["orders"], 1);
+    app.stop().await;
+}
