@@ -241,6 +241,7 @@ impl Promotion {
     fn decide(&self, command: PromotionCommand) -> Result<Option<PromotionEvent>, PromotionError> {
         match command {
             PromotionCommand::Create { terms, created_at } => {
+                let terms = valid_terms(terms)?;
                 if let Some(existing) = &self.terms {
                     if *existing == terms {
                         // The same promotion created again: a retry.
@@ -250,10 +251,7 @@ impl Promotion {
                         code: existing.code.clone(),
                     });
                 }
-                Ok(Some(PromotionEvent::PromotionCreated {
-                    terms: valid_terms(terms)?,
-                    created_at,
-                }))
+                Ok(Some(PromotionEvent::PromotionCreated { terms, created_at }))
             }
             PromotionCommand::End { reason, ended_at } => {
                 self.terms.as_ref().ok_or(PromotionError::NotFound)?;

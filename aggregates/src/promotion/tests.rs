@@ -95,10 +95,12 @@ fn a_taken_code_is_refused_for_other_terms_and_a_retry_writes_nothing() {
         .then_expect_error(PromotionError::CodeTaken {
             code: "SPRING-26".into(),
         });
+    let mut retry = terms();
+    retry.code = "spring-26".into();
     TestFramework::<Promotion>::with(())
         .given(vec![created()])
         .when(PromotionCommand::Create {
-            terms: terms(),
+            terms: retry,
             created_at: at(),
         })
         .then_expect_events(vec![]);
