@@ -378,7 +378,7 @@ async fn the_report_adds_up_to_an_independent_sum_of_the_orders_a_code_priced() 
         let n = n as u32;
         let vehicle = car(&app, n, "Vesta", &rubles(*price)).await;
         let order = draft(&app, n, &buyer, &vehicle).await;
-        let (code, off) = if n % 2 == 0 {
+        let (code, off) = if n.is_multiple_of(2) {
             ("ODD-PERCENT", percent_of(*price, "7.25"))
         } else {
             ("FLAT-50K", 5_000_000)
@@ -391,7 +391,11 @@ async fn the_report_adds_up_to_an_independent_sum_of_the_orders_a_code_priced() 
             cancelled = Some(order);
             continue;
         }
-        let sums = if n % 2 == 0 { &mut odd } else { &mut flat };
+        let sums = if n.is_multiple_of(2) {
+            &mut odd
+        } else {
+            &mut flat
+        };
         sums.0 += 1;
         sums.1 += off;
         sums.2 += price - off;
