@@ -81,6 +81,7 @@
 //!   of the command layer's one clock.
 
 pub mod credit;
+pub mod full_cost;
 mod repayment;
 pub mod schedule;
 

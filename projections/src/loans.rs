@@ -4,6 +4,7 @@
 //! in force); see docs/read-models.md. A recalculation after an early repayment replaces the rows of
 //! the instalments it recalculated; paid instalments keep theirs.
 
+use aggregates::loan::full_cost::full_cost;
 use aggregates::loan::schedule::Instalment;
 use aggregates::loan::{LoanDetails, LoanEvent, LoanStatus};
 use aggregates::money::Money;
@@ -35,6 +36,8 @@ const SCHEMA: &[&str] = &[
         first_due_date             text,
         fixed_part_minor           integer,
         day_count                  text,
+        full_cost_percent          text,
+        full_cost_minor            integer,
         last_early_repayment_on    text,
         instalment_count           integer NOT NULL,
         outstanding_principal_minor integer NOT NULL,
@@ -80,7 +83,8 @@ impl Projector for Loans {
 
     fn version(&self) -> i64 {
         // 2: `day_count` and `last_early_repayment_on`; schedules re-issued at disbursement.
-        2
+        // 3: `full_cost_percent` and `full_cost_minor`.
+        3
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -98,6 +102,33 @@ impl Projector for Loans {
     ) -> BoxFuture<'a, Result<(), ProjectionError>> {
         Box::pin(apply(conn, event))
     }
+}
+
+/// The full cost of credit of `schedule`, the money lent on `lent_on` (see
+/// `aggregates::loan::full_cost`): the contract's figure, kept when a later early repayment
+/// recalculates the schedule.
+async fn set_full_cost(
+    conn: &mut AnyConnection,
+    id: &str,
+    lent_on: chrono::NaiveDate,
+    schedule: &[Instalment],
+) -> Result<(), ProjectionError> {
+    let Some(first) = schedule.first() else {
+        return Ok(());
+    };
+    let principal = schedule
+        .iter()
+        .map(|instalment| instalment.principal.minor_units())
+        .sum::<i64>();
+    let principal = Money::from_minor_units(principal, first.principal.currency());
+    let cost = full_cost(principal, lent_on, schedule);
+    sqlx::query("UPDATE loans SET full_cost_percent = $1, full_cost_minor = $2 WHERE loan_id = $3")
+        .bind(cost.percent.to_string())
+        .bind(cost.amount.minor_units())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// An instalment's status from what is paid on it and whether an assessment found it overdue.
@@ -190,9 +221,10 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             checks,
             decided_at,
             day_count,
-            ..
+            accrues_from,
         } => {
             insert_instalments(conn, id, &schedule).await?;
+            set_full_cost(conn, id, accrues_from, &schedule).await?;
             let done = sqlx::query(
                 "UPDATE loans SET status = $1, annual_rate_percent = $2, schedule_kind = $3, first_due_date = $4,
                     fixed_part_minor = $5, decision_reasons = $6, decided_at = $7, updated_at = $8, last_position = $9,
@@ -244,6 +276,7 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
                     .execute(&mut *conn)
                     .await?;
                 insert_instalments(conn, id, &schedule).await?;
+                set_full_cost(conn, id, disbursed_on, &schedule).await?;
                 refresh(conn, id).await?;
             }
             set_status(

@@ -150,6 +150,15 @@ pub struct Loan {
     pub schedule_kind: Option<ScheduleKind>,
     /// How interest is counted, once approved.
     pub day_count: Option<DayCount>,
+    /// The full cost of credit (ПСК, Federal Law 353-FZ art. 6) in per cent a year, to three
+    /// decimal places, once approved: the contract's figure, from the schedule as issued at approval
+    /// (or re-issued at disbursement), with the month as base period. An early repayment does not
+    /// change it. See README "Loans".
+    pub full_cost_percent: Option<Decimal>,
+    /// The full cost of credit in money, once approved: what the schedule as issued has the
+    /// borrower pay above the principal (no fees or third-party payments enter: the loans carry
+    /// none).
+    pub full_cost: Option<Money>,
     /// The date of the last partial early repayment: interest is paid up to it.
     #[graphql(skip)]
     pub last_early_repayment_on: Option<Date>,
@@ -249,7 +258,7 @@ impl Loan {
 
 const SELECT_LOAN: &str = "SELECT loan_id, order_id, customer_id, status, loan_type, currency, vehicle_price_minor,
         down_payment_minor, loan_amount_minor, term_months, employment_status, monthly_income_minor, credit_score,
-        annual_rate_percent, schedule_kind, day_count, last_early_repayment_on, first_due_date, fixed_part_minor, instalment_count,
+        annual_rate_percent, schedule_kind, day_count, full_cost_percent, full_cost_minor, last_early_repayment_on, first_due_date, fixed_part_minor, instalment_count,
         outstanding_principal_minor, principal_repaid_minor, interest_paid_minor, overdue_count, decision_reasons,
         applied_at, submitted_at, decided_at, disbursed_on, completed_on, defaulted_on, applied_position, updated_at
    FROM loans";
@@ -272,6 +281,8 @@ struct LoanRow {
     annual_rate_percent: Option<String>,
     schedule_kind: Option<String>,
     day_count: Option<String>,
+    full_cost_percent: Option<String>,
+    full_cost_minor: Option<i64>,
     last_early_repayment_on: Option<String>,
     first_due_date: Option<String>,
     fixed_part_minor: Option<i64>,
@@ -364,6 +375,12 @@ impl TryFrom<LoanRow> for Loan {
                 .transpose()?,
             schedule_kind,
             day_count,
+            full_cost_percent: row
+                .full_cost_percent
+                .as_deref()
+                .map(|percent| percent.parse().map(Decimal).map_err(ApiError::internal))
+                .transpose()?,
+            full_cost: row.full_cost_minor.map(money).transpose()?,
             last_early_repayment_on: date(&row.last_early_repayment_on)?,
             first_due_date: date(&row.first_due_date)?,
             fixed_part: row.fixed_part_minor.map(money).transpose()?,

@@ -16,6 +16,7 @@ const UNKNOWN: &str = "0193a4b0-0000-7000-8000-00000000ffff";
 const LOAN_FIELDS: &str =
     "id orderId customerId status loanType vehiclePrice { amount } downPayment { amount }
   loanAmount { amount currency } termMonths creditScore annualRatePercent scheduleKind dayCount firstDueDate
+  fullCostPercent fullCost { amount }
   fixedPart { amount } instalmentCount outstandingPrincipal { amount } principalRepaid { amount }
   interestPaid { amount } overdueCount disbursedOn decisionReasons { rule detail }
   schedule { number dueDate principal { amount } interest { amount } total { amount }
@@ -36,6 +37,11 @@ fn by_id(mutation: &str, extra_params: &str, extra_args: &str) -> String {
 /// The schedule of the test loan (1 211 250.00 over 36 months at 14.9%, annuity) lent on
 /// `lent_on`, from the domain's schedule rules (their worked examples are checked against an
 /// independent computation in the aggregate's tests); here the API must show exactly it.
+/// The test loan's principal: 1 211 250.00.
+fn offer_principal() -> aggregates::money::Money {
+    aggregates::money::Money::from_minor_units(121_125_000, aggregates::money::Currency::RUB)
+}
+
 fn expected_schedule(
     lent_on: NaiveDate,
     first_due: NaiveDate,
@@ -43,7 +49,7 @@ fn expected_schedule(
     use aggregates::loan::schedule::{self, Accrual, DayCount, ScheduleKind};
     schedule::build(
         ScheduleKind::Annuity,
-        aggregates::money::Money::from_minor_units(121_125_000, aggregates::money::Currency::RUB),
+        offer_principal(),
         "14.9".parse().unwrap(),
         36,
         first_due,
@@ -222,6 +228,16 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     assert_eq!(kopecks(&schedule[0]["total"]), 2_688_940 + first_interest);
     assert_eq!(as_rows(schedule), offer);
     assert_eq!(schedule[0]["dueDate"], first_due.to_string());
+    // The full cost of credit of the offer (353-FZ art. 6; the rule's worked examples are the
+    // aggregate's): a little under the nominal rate, as a 35-day first period is over a month.
+    let full_cost = aggregates::loan::full_cost::full_cost(offer_principal(), today(), &offer);
+    assert_eq!(loan["fullCostPercent"], full_cost.percent.to_string());
+    assert_eq!(
+        amount(&loan["fullCost"]),
+        full_cost.amount.amount().to_string()
+    );
+    let offered_interest: i64 = schedule.iter().map(|row| kopecks(&row["interest"])).sum();
+    assert_eq!(kopecks(&loan["fullCost"]), offered_interest);
     assert_eq!(amount(&schedule[35]["remainingBalance"]), "0.00");
     let reasons: Vec<&str> = loan["decisionReasons"]
         .as_array()
@@ -300,6 +316,8 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     let opening = after_two.minor_units() - 30_000_000;
     assert_eq!(kopecks(&loan["outstandingPrincipal"]), opening);
     assert_eq!(amount(&loan["fixedPart"]), "41929.09");
+    // The contract's full cost stays as issued.
+    assert_eq!(loan["fullCostPercent"], full_cost.percent.to_string());
     let recalculated = expected_recalculation(opening, offer[1].due_date, first_due);
     let schedule = loan["schedule"].as_array().unwrap();
     assert_eq!(schedule.len(), 2 + recalculated.len());

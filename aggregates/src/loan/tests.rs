@@ -1890,3 +1890,139 @@ proptest! {
         }
     }
 }
+
+// The full cost of credit (353-FZ art. 6): every figure below is printed by
+// `tests/full_cost_oracle.py` (its own bisection at 60 digits over the schedules of
+// `actual_days_oracle.py`, written from the docs of `full_cost`, not from this code).
+
+/// (principal, rate, lent on, first due, months, kind, per cent a year, in money).
+type WorkedFullCost = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    ScheduleKind,
+    &'static str,
+    &'static str,
+);
+
+const WORKED_FULL_COST: &[WorkedFullCost] = &[
+    // A first period of 10 days.
+    (
+        "8497359.60",
+        "18.9",
+        "2026-11-22",
+        "2026-12-02",
+        60,
+        ScheduleKind::Annuity,
+        "18.886",
+        "4608966.90",
+    ),
+    // 62 days, across a year end: q = 2 whole months and no rest.
+    (
+        "8497359.60",
+        "18.9",
+        "2026-12-01",
+        "2027-02-01",
+        60,
+        ScheduleKind::Annuity,
+        "18.886",
+        "4824721.24",
+    ),
+    // Exactly one month.
+    (
+        "8497359.60",
+        "18.9",
+        "2026-12-15",
+        "2027-01-15",
+        60,
+        ScheduleKind::Annuity,
+        "18.897",
+        "4694801.46",
+    ),
+    // The usual offer of the tests: 39 days from the decision to the first due date.
+    (
+        "1275000.00",
+        "22.9",
+        "2026-11-22",
+        "2026-12-31",
+        60,
+        ScheduleKind::Annuity,
+        "22.878",
+        "882320.33",
+    ),
+    (
+        "8497359.60",
+        "18.9",
+        "2026-11-22",
+        "2026-12-02",
+        60,
+        ScheduleKind::Differentiated,
+        "18.885",
+        "3991495.25",
+    ),
+    // No interest, no cost.
+    (
+        "600000.00",
+        "0",
+        "2026-12-15",
+        "2027-01-15",
+        12,
+        ScheduleKind::Annuity,
+        "0.000",
+        "0.00",
+    ),
+];
+
+#[test]
+fn the_full_cost_of_credit_matches_the_worked_examples() {
+    for &(principal, rate, lent_on, first_due, months, kind, percent, amount) in WORKED_FULL_COST {
+        let accrual = schedule::Accrual {
+            day_count: schedule::DayCount::ActualDays,
+            from: day(lent_on),
+        };
+        let instalments = schedule::build(
+            kind,
+            rub(principal),
+            d(rate),
+            months,
+            day(first_due),
+            accrual,
+        );
+        let cost = full_cost::full_cost(rub(principal), day(lent_on), &instalments);
+        assert_eq!(
+            (cost.percent, cost.amount),
+            (d(percent), rub(amount)),
+            "{principal} at {rate}% lent on {lent_on}, first due {first_due}, {kind:?}"
+        );
+    }
+}
+
+proptest! {
+    /// With interest of a twelfth of the year's rate every month and every period a whole month,
+    /// the schedule's internal rate is the contract's monthly rate, so the full cost is the
+    /// nominal rate, give or take the kopecks the instalments are rounded to.
+    #[test]
+    fn on_whole_months_at_a_twelfth_a_month_the_full_cost_is_the_nominal_rate(
+        principal in 100_000i64..20_000_000,
+        rate_tenths in 1u32..400,
+        months in 12u32..=84,
+        start_day in 1u32..=28,
+    ) {
+        let principal = Money::from_minor_units(principal * 100, Currency::RUB);
+        let rate = Decimal::new(i64::from(rate_tenths), 1);
+        let lent_on = NaiveDate::from_ymd_opt(2026, 3, start_day).unwrap();
+        let first_due = schedule::due_date(lent_on, 2);
+        let accrual = schedule::Accrual {
+            day_count: schedule::DayCount::MonthlyTwelfth,
+            from: lent_on,
+        };
+        let instalments =
+            schedule::build(ScheduleKind::Annuity, principal, rate, months, first_due, accrual);
+        let cost = full_cost::full_cost(principal, lent_on, &instalments);
+        prop_assert!((cost.percent - rate).abs() <= Decimal::new(1, 3), "{} vs {}", cost.percent, rate);
+        let interest: Decimal = instalments.iter().map(|i| i.interest.amount()).sum();
+        prop_assert_eq!(cost.amount.amount(), interest);
+    }
+}
