@@ -7,7 +7,7 @@
 use aggregates::loan::full_cost::full_cost;
 use aggregates::loan::schedule::Instalment;
 use aggregates::loan::{LoanDetails, LoanEvent, LoanStatus};
-use aggregates::money::Money;
+use aggregates::money::{Currency, Money};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
@@ -104,31 +104,66 @@ impl Projector for Loans {
     }
 }
 
-/// The full cost of credit of `schedule`, the money lent on `lent_on` (see
+/// The full cost of credit of `schedule`, `principal` lent on `lent_on` (see
 /// `aggregates::loan::full_cost`): the contract's figure, kept when a later early repayment
-/// recalculates the schedule.
+/// recalculates the schedule. NULL when it is beyond the range of money (no figure to show).
 async fn set_full_cost(
     conn: &mut AnyConnection,
     id: &str,
+    principal: Money,
     lent_on: chrono::NaiveDate,
     schedule: &[Instalment],
 ) -> Result<(), ProjectionError> {
-    let Some(first) = schedule.first() else {
+    if schedule.is_empty() {
         return Ok(());
-    };
-    let principal = schedule
-        .iter()
-        .map(|instalment| instalment.principal.minor_units())
-        .sum::<i64>();
-    let principal = Money::from_minor_units(principal, first.principal.currency());
+    }
     let cost = full_cost(principal, lent_on, schedule);
     sqlx::query("UPDATE loans SET full_cost_percent = $1, full_cost_minor = $2 WHERE loan_id = $3")
-        .bind(cost.percent.to_string())
-        .bind(cost.amount.minor_units())
+        .bind(cost.map(|cost| cost.percent.to_string()))
+        .bind(cost.map(|cost| cost.amount.minor_units()))
         .bind(id)
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The schedule as the table holds it, by number, in `currency` (the disbursement of a loan whose
+/// approved schedule stands: nothing is paid on it yet).
+async fn stored_schedule(
+    conn: &mut AnyConnection,
+    event: &RecordedEvent,
+    currency: Currency,
+) -> Result<Vec<Instalment>, ProjectionError> {
+    let rows: Vec<(i64, String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT number, due_date, principal_minor, interest_minor, total_minor, remaining_minor
+           FROM loan_instalments WHERE loan_id = $1 ORDER BY number",
+    )
+    .bind(event.aggregate_id.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    let inconsistent = |reason: String| ProjectionError::Inconsistent {
+        position: event.position,
+        event_type: event.event_type.clone(),
+        reason,
+    };
+    rows.into_iter()
+        .map(
+            |(number, due_date, principal, interest, total, remaining)| {
+                let money = |minor| Money::from_minor_units(minor, currency);
+                Ok(Instalment {
+                    number: u32::try_from(number)
+                        .map_err(|_| inconsistent(format!("stored instalment number {number}")))?,
+                    due_date: due_date
+                        .parse()
+                        .map_err(|_| inconsistent(format!("stored due date {due_date:?}")))?,
+                    principal: money(principal),
+                    interest: money(interest),
+                    total: money(total),
+                    remaining: money(remaining),
+                })
+            },
+        )
+        .collect()
 }
 
 /// An instalment's status from what is paid on it and whether an assessment found it overdue.
@@ -224,7 +259,12 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
             accrues_from,
         } => {
             insert_instalments(conn, id, &schedule).await?;
-            set_full_cost(conn, id, accrues_from, &schedule).await?;
+            // The principal: the schedule's principal parts sum to it exactly.
+            if let Some(first) = schedule.first() {
+                let principal = schedule.iter().map(|i| i.principal.minor_units()).sum();
+                let principal = Money::from_minor_units(principal, first.principal.currency());
+                set_full_cost(conn, id, principal, accrues_from, &schedule).await?;
+            }
             let done = sqlx::query(
                 "UPDATE loans SET status = $1, annual_rate_percent = $2, schedule_kind = $3, first_due_date = $4,
                     fixed_part_minor = $5, decision_reasons = $6, decided_at = $7, updated_at = $8, last_position = $9,
@@ -266,17 +306,22 @@ async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), Pr
         }
         LoanEvent::LoanDisbursed {
             disbursed_on,
+            principal,
             schedule,
-            ..
         } => {
-            if !schedule.is_empty() {
+            if schedule.is_empty() {
+                // The approved schedule stands, but the money is lent today: the full cost counts
+                // from the day it is lent (a legacy loan disbursed after its decision date).
+                let stored = stored_schedule(conn, event, principal.currency()).await?;
+                set_full_cost(conn, id, principal, disbursed_on, &stored).await?;
+            } else {
                 // Re-issued from the disbursement date: it replaces the approved schedule.
                 sqlx::query("DELETE FROM loan_instalments WHERE loan_id = $1")
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
                 insert_instalments(conn, id, &schedule).await?;
-                set_full_cost(conn, id, disbursed_on, &schedule).await?;
+                set_full_cost(conn, id, principal, disbursed_on, &schedule).await?;
                 refresh(conn, id).await?;
             }
             set_status(

@@ -34,14 +34,14 @@ fn by_id(mutation: &str, extra_params: &str, extra_args: &str) -> String {
     )
 }
 
-/// The schedule of the test loan (1 211 250.00 over 36 months at 14.9%, annuity) lent on
-/// `lent_on`, from the domain's schedule rules (their worked examples are checked against an
-/// independent computation in the aggregate's tests); here the API must show exactly it.
 /// The test loan's principal: 1 211 250.00.
 fn offer_principal() -> aggregates::money::Money {
     aggregates::money::Money::from_minor_units(121_125_000, aggregates::money::Currency::RUB)
 }
 
+/// The schedule of the test loan (1 211 250.00 over 36 months at 14.9%, annuity) lent on
+/// `lent_on`, from the domain's schedule rules (their worked examples are checked against an
+/// independent computation in the aggregate's tests); here the API must show exactly it.
 fn expected_schedule(
     lent_on: NaiveDate,
     first_due: NaiveDate,
@@ -228,9 +228,10 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     assert_eq!(kopecks(&schedule[0]["total"]), 2_688_940 + first_interest);
     assert_eq!(as_rows(schedule), offer);
     assert_eq!(schedule[0]["dueDate"], first_due.to_string());
-    // The full cost of credit of the offer (353-FZ art. 6; the rule's worked examples are the
-    // aggregate's): a little under the nominal rate, as a 35-day first period is over a month.
-    let full_cost = aggregates::loan::full_cost::full_cost(offer_principal(), today(), &offer);
+    // The full cost of credit of the offer (353-FZ art. 6), as the API shows it; the rule's worked
+    // examples, checked against an independent computation, are the aggregate's.
+    let full_cost = aggregates::loan::full_cost::full_cost(offer_principal(), today(), &offer)
+        .expect("a loan within the range of money");
     assert_eq!(loan["fullCostPercent"], full_cost.percent.to_string());
     assert_eq!(
         amount(&loan["fullCost"]),
@@ -318,6 +319,10 @@ async fn a_car_loan_from_application_to_a_recalculated_schedule() {
     assert_eq!(amount(&loan["fixedPart"]), "41929.09");
     // The contract's full cost stays as issued.
     assert_eq!(loan["fullCostPercent"], full_cost.percent.to_string());
+    assert_eq!(
+        amount(&loan["fullCost"]),
+        full_cost.amount.amount().to_string()
+    );
     let recalculated = expected_recalculation(opening, offer[1].due_date, first_due);
     let schedule = loan["schedule"].as_array().unwrap();
     assert_eq!(schedule.len(), 2 + recalculated.len());

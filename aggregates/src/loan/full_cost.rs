@@ -1,9 +1,9 @@
 //! The full cost of credit (полная стоимость потребительского кредита, ПСК) of a schedule, by the
 //! formula of Federal Law No. 353-FZ of 21 December 2013 "On consumer credit (loans)", article 6.
 //!
-//! Part 1 of the article requires the full cost both in per cent a year, to three decimal places,
-//! and in money; parts 2 and 2.1 (as worded by Federal Law No. 229-FZ of 21 July 2014) give the
-//! per-cent figure:
+//! Part 1 of the article requires the full cost both in per cent a year and in money (and, in its
+//! current wording, the per-cent figure to three decimal places); parts 2 and 2.1 (as worded by
+//! Federal Law No. 229-FZ of 21 July 2014) give the per-cent figure:
 //!
 //! - `ПСК = i × ЧБП × 100`, where `ЧБП` is the number of base periods in a calendar year, the year
 //!   taken as 365 days, and `i` the rate of the base period as a decimal fraction;
@@ -39,9 +39,14 @@
 //!   counted minus, which is what the borrower pays above the principal: here the schedule's
 //!   interest.
 //!
-//! The figure is the contract's, computed from the schedule as issued (at approval, and again when
-//! the disbursement re-issues it). An early repayment changes the schedule but not the full cost
-//! shown, which stays that of the contract.
+//! The figure is the contract's, computed from the schedule as issued at approval and again on the
+//! day the money is lent (the disbursement, whether it re-issues the schedule or not). That an early
+//! repayment leaves the figure shown as it was is a decision of this ledger, not a rule of the law:
+//! the figure describes the contract the borrower signed, and the recalculated schedule is shown
+//! beside it.
+//!
+//! **Range.** [`full_cost`] answers `None` when the interest a schedule charges is beyond what
+//! [`Money`] holds (some 9.2 × 10¹⁶ roubles), where no figure can be shown.
 
 use chrono::NaiveDate;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -73,8 +78,13 @@ struct Flow {
     rest: Decimal,
 }
 
-/// The full cost of lending `principal` on `lent_on` and being repaid by `schedule`.
-pub fn full_cost(principal: Money, lent_on: NaiveDate, schedule: &[Instalment]) -> FullCost {
+/// The full cost of lending `principal` on `lent_on` and being repaid by `schedule`; `None` when the
+/// amount is beyond [`Money`]'s range.
+pub fn full_cost(
+    principal: Money,
+    lent_on: NaiveDate,
+    schedule: &[Instalment],
+) -> Option<FullCost> {
     let mut flows = vec![Flow {
         amount: -principal.amount(),
         whole_periods: 0,
@@ -88,14 +98,19 @@ pub fn full_cost(principal: Money, lent_on: NaiveDate, schedule: &[Instalment]) 
             whole_periods,
             rest,
         });
-        repaid += instalment.total.amount();
+        repaid = repaid.checked_add(instalment.total.amount())?;
     }
-    let amount = Money::new(repaid - principal.amount(), principal.currency())
-        .unwrap_or_else(|error| panic!("full cost of a valid schedule out of range: {error}"));
+    let amount = Money::new(
+        repaid.checked_sub(principal.amount())?,
+        principal.currency(),
+    )
+    .ok()?;
     let rate = base_period_rate(&flows);
-    let percent = (rate * Decimal::from(BASE_PERIODS_A_YEAR * 100))
+    let mut percent = (rate * Decimal::from(BASE_PERIODS_A_YEAR * 100))
         .round_dp_with_strategy(3, FULL_COST_ROUNDING);
-    FullCost { percent, amount }
+    // Always three places, also for 0 (`0.000`, not `0`): the figure is shown as the law writes it.
+    percent.rescale(3);
+    Some(FullCost { percent, amount })
 }
 
 /// `q_k` and `e_k` for a flow on `day` of money lent on `lent_on` (see the module docs).
@@ -140,6 +155,12 @@ fn base_period_rate(flows: &[Flow]) -> Decimal {
         low = high;
         high *= Decimal::TWO;
     }
+    // Past a month's rate of 1 024 (no schedule of this ledger comes near) the bisection below
+    // would answer the bound itself.
+    debug_assert!(
+        present_value(flows, high) <= Decimal::ZERO,
+        "a base-period rate above {high}"
+    );
     let precision = Decimal::new(1, 16);
     while high - low > precision {
         let middle = (low + high) / Decimal::TWO;

@@ -1962,6 +1962,19 @@ const WORKED_FULL_COST: &[WorkedFullCost] = &[
         "18.885",
         "3991495.25",
     ),
+    // Lent on 31 January: the months end on 28 February, 31 March, 30 April..., while the due
+    // dates, counted from 28 February, fall on the 28th, so from March on each flow is a whole
+    // month short by 3 days or less (e = 0.92 for 28 February to 28 March).
+    (
+        "1000000.00",
+        "27.9",
+        "2027-01-31",
+        "2027-02-28",
+        84,
+        ScheduleKind::Annuity,
+        "27.854",
+        "1275750.56",
+    ),
     // No interest, no cost.
     (
         "600000.00",
@@ -1990,13 +2003,58 @@ fn the_full_cost_of_credit_matches_the_worked_examples() {
             day(first_due),
             accrual,
         );
-        let cost = full_cost::full_cost(rub(principal), day(lent_on), &instalments);
+        let cost = full_cost::full_cost(rub(principal), day(lent_on), &instalments).unwrap();
+        // As text: three places always, `0.000` too.
         assert_eq!(
-            (cost.percent, cost.amount),
-            (d(percent), rub(amount)),
+            (cost.percent.to_string(), cost.amount),
+            (percent.to_owned(), rub(amount)),
             "{principal} at {rate}% lent on {lent_on}, first due {first_due}, {kind:?}"
         );
     }
+}
+
+#[test]
+fn a_legacy_schedule_on_whole_months_costs_its_nominal_rate() {
+    // The oracle's "monthly 1/12, regular months": 1 275 000.00 at 22.9 %, 60 months, lent on
+    // 15 December 2026, first due 15 January 2027.
+    let accrual = schedule::Accrual {
+        day_count: schedule::DayCount::MonthlyTwelfth,
+        from: day("2026-12-15"),
+    };
+    let instalments = schedule::build(
+        ScheduleKind::Annuity,
+        rub("1275000.00"),
+        d("22.9"),
+        60,
+        day("2027-01-15"),
+        accrual,
+    );
+    let cost = full_cost::full_cost(rub("1275000.00"), day("2026-12-15"), &instalments).unwrap();
+    assert_eq!(cost.percent.to_string(), "22.900");
+    assert_eq!(cost.amount, rub("877178.36"));
+}
+
+#[test]
+fn a_full_cost_beyond_the_money_range_is_none_not_a_panic() {
+    // 0.6 of the largest amount at 39.9 % over 84 months: its interest, about twice the principal,
+    // is beyond the range.
+    let huge = Money::from_minor_units(i64::MAX / 10 * 6, Currency::RUB);
+    let accrual = schedule::Accrual {
+        day_count: schedule::DayCount::ActualDays,
+        from: day("2027-01-15"),
+    };
+    let instalments = schedule::build(
+        ScheduleKind::Annuity,
+        huge,
+        d("39.9"),
+        84,
+        day("2027-02-15"),
+        accrual,
+    );
+    assert_eq!(
+        full_cost::full_cost(huge, day("2027-01-15"), &instalments),
+        None
+    );
 }
 
 proptest! {
@@ -2020,7 +2078,7 @@ proptest! {
         };
         let instalments =
             schedule::build(ScheduleKind::Annuity, principal, rate, months, first_due, accrual);
-        let cost = full_cost::full_cost(principal, lent_on, &instalments);
+        let cost = full_cost::full_cost(principal, lent_on, &instalments).unwrap();
         prop_assert!((cost.percent - rate).abs() <= Decimal::new(1, 3), "{} vs {}", cost.percent, rate);
         let interest: Decimal = instalments.iter().map(|i| i.interest.amount()).sum();
         prop_assert_eq!(cost.amount.amount(), interest);

@@ -102,5 +102,7 @@ if __name__ == "__main__":
          differentiated(P, R, 60, date(2026, 11, 22), date(2026, 12, 2)))
     show("monthly 1/12, regular months", "1275000.00", date(2026, 12, 15),
          monthly_twelfth("1275000.00", "22.9", 60, date(2027, 1, 15)))
+    show("lent on 31 January", "1000000.00", date(2027, 1, 31),
+         schedule("1000000.00", "27.9", 84, date(2027, 1, 31), date(2027, 2, 28))[1])
     show("zero rate", "600000.00", date(2026, 12, 15),
          schedule("600000.00", "0", 12, date(2026, 12, 15), date(2027, 1, 15))[1])
