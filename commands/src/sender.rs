@@ -10,8 +10,31 @@ use crate::clock::IdGenerator;
 use crate::context::RequestContext;
 use crate::error::CommandError;
 
-/// How often a command is re-decided after an optimistic-lock conflict before the caller is told.
-const CONFLICT_RETRIES: usize = 3;
+/// How many times a command is decided at most before an optimistic-lock conflict reaches the caller.
+/// A conflict means another command on the aggregate committed first, and a refused append is
+/// answered only after the group that beat it has committed (`eventstore::writer`), so each attempt
+/// reloads a newer version: with this bound, sixteen commands racing on one aggregate each win
+/// within their attempts, whatever the timing (each loses at most once to each of the other fifteen).
+pub const CONFLICT_ATTEMPTS: usize = 16;
+/// The first back-off ceiling after a conflict; it doubles with each further conflict up to
+/// [`CONFLICT_BACKOFF_MAX_MS`].
+const CONFLICT_BACKOFF_FIRST_MS: u64 = 1;
+/// The back-off ceiling at most, so a command's retries wait 0.35 s at worst in all.
+const CONFLICT_BACKOFF_MAX_MS: u64 = 32;
+
+/// How long to wait before deciding again after the `conflicts`-th conflict (1, 2, …): a uniformly
+/// random time up to a ceiling that doubles with each conflict ("full jitter"), so the losers of one
+/// race spread over several later groups instead of meeting again in the next one, where only one of
+/// them could win.
+fn conflict_backoff(conflicts: usize) -> std::time::Duration {
+    use rand_core::RngCore;
+    let ceiling_us = CONFLICT_BACKOFF_FIRST_MS
+        .saturating_mul(1 << conflicts.saturating_sub(1).min(16))
+        .min(CONFLICT_BACKOFF_MAX_MS)
+        * 1_000;
+    let jitter = u64::from(rand_core::OsRng.next_u32()) % (ceiling_us + 1);
+    std::time::Duration::from_micros(jitter)
+}
 
 /// What a carried-out command reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +120,9 @@ impl Sender {
     }
 
     /// Runs one command with metadata, answering idempotent retries from the log and re-deciding
-    /// after optimistic-lock conflicts.
+    /// after optimistic-lock conflicts: after each, a random back-off ([`conflict_backoff`]), then
+    /// the aggregate reloaded and the command decided again, at most [`CONFLICT_ATTEMPTS`] times in
+    /// all; past that the caller gets [`CommandError::Conflict`].
     pub async fn execute<A>(
         &self,
         cqrs: &Cqrs<A>,
@@ -110,12 +135,13 @@ impl Sender {
         A::Command: Clone,
         A::Error: Into<CommandError>,
     {
-        self.execute_contended(cqrs, id, command, call, CONFLICT_RETRIES)
+        self.execute_contended(cqrs, id, command, call, CONFLICT_ATTEMPTS)
             .await
     }
 
     /// [`Sender::execute`] for a stream many requests append to at once (a promo code's
-    /// redemptions): re-decided after up to `attempts` optimistic-lock conflicts. Each conflict
+    /// redemptions): re-decided, after the same random back-off, up to `attempts` times in all.
+    /// Each conflict
     /// means another append to the stream won, so a bound above the appends a burst can make
     /// lets every request be decided against the winners instead of answered `CONFLICT`.
     pub async fn execute_contended<A>(
@@ -171,6 +197,7 @@ impl Sender {
                         return Err(CommandError::Conflict { aggregate: A::TYPE });
                     }
                     tracing::debug!(aggregate = A::TYPE, %id, attempt, "optimistic-lock conflict, re-deciding");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
                 }
                 Err(other) => {
                     let err = CommandError::from_aggregate(format!("{} {id}", A::TYPE), other);

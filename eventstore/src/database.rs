@@ -36,7 +36,10 @@ const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 /// How long a request waits for a free connection before it fails.
 const ACQUIRE_TIMEOUT_SECS: u64 = 10;
 /// `PRAGMA synchronous` reports FULL as 2.
-const SYNCHRONOUS_FULL: i64 = 2;
+pub(crate) const SYNCHRONOUS_FULL: i64 = 2;
+/// Connections of the read side's pool on SQLite: one projector batch writes at a time (the write
+/// turn), the second is for `rebuild` or a test stepping a projector beside the run loop.
+const SQLITE_READ_SIDE_CONNECTIONS: u32 = 2;
 
 /// NOTIFY channel of the append trigger (PostgreSQL migration `0001`).
 pub const EVENTS_CHANNEL: &str = "autosalon_events";
@@ -210,6 +213,9 @@ pub struct Database {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     /// The appender (group commit).
     writer: crate::writer::Writer,
+    /// Where projector batches write: on SQLite its own connection, committing at
+    /// `synchronous=NORMAL` (see [`Database::begin_read_side`]); on PostgreSQL the same pool.
+    read_side: DbPool,
 }
 
 /// A write transaction. On SQLite it holds the write gate until it commits, rolls back or is dropped,
@@ -305,6 +311,27 @@ impl Database {
                     })
                     .connect(url)
                     .await?;
+                // Projector batches only: their rows and checkpoints, never an event. `NORMAL` in WAL
+                // skips the commit's fsync; the next append's `FULL` commit syncs the WAL with every
+                // frame before its own, and a power loss can only take the read side back to an
+                // earlier consistent checkpoint, re-applied from the durable log (ARCHITECTURE.md,
+                // "One writer on SQLite; group commit").
+                let read_side = AnyPoolOptions::new()
+                    .max_connections(SQLITE_READ_SIDE_CONNECTIONS)
+                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
                 let write_gate = Arc::new(tokio::sync::Mutex::new(()));
                 let writer =
                     crate::writer::Writer::spawn(pool.clone(), backend, Some(write_gate.clone()));
@@ -317,6 +344,7 @@ impl Database {
                     listener: Arc::default(),
                     write_gate,
                     writer,
+                    read_side,
                 }
             }
             Backend::Postgres => {
@@ -338,6 +366,7 @@ impl Database {
                 let writer = crate::writer::Writer::spawn(pool.clone(), backend, None);
                 Self {
                     backend,
+                    read_side: pool.clone(),
                     pool,
                     native: NativePool::Postgres(native),
                     signals,
@@ -418,6 +447,26 @@ impl Database {
         let turn = self.take_turn().await;
         let tx = self.pool.begin_with(self.backend.begin_write()).await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Opens a write transaction for a projector batch (read-model rows and checkpoints only, never an
+    /// event), in this process's turn to write. On SQLite it runs on the read side's own connection,
+    /// which commits at `synchronous=NORMAL`: in WAL that commit skips its fsync, and the next
+    /// append's `FULL` commit syncs the WAL with it. No append ever runs on that connection (the
+    /// appender holds the main pool and checks `PRAGMA synchronous` in every group). On PostgreSQL it
+    /// is [`Database::begin_write`].
+    pub async fn begin_read_side(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.take_turn().await;
+        let tx = self
+            .read_side
+            .begin_with(self.backend.begin_write())
+            .await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// The read side's pool (see [`Database::begin_read_side`]), for tests of its settings.
+    pub fn read_side_pool(&self) -> &DbPool {
+        &self.read_side
     }
 
     /// Opens a transaction for changing read-model schemas and checkpoints (resets, rebuilds, guards).
@@ -537,6 +586,7 @@ impl Database {
         }
         self.leases.release_all().await;
         self.pool.close().await;
+        self.read_side.close().await;
         match &self.native {
             NativePool::Sqlite(pool) => pool.close().await,
             NativePool::Postgres(pool) => pool.close().await,

@@ -430,3 +430,57 @@ async fn appends_queued_together_commit_as_one_group_and_a_conflict_fails_alone(
     assert_eq!(positions, (1..=17).collect::<Vec<_>>());
     assert_eq!(db.writer().commits(), 1, "all of them in one transaction");
 }
+
+/// Projector batches commit on the read side's connection at `synchronous=NORMAL`; the appends'
+/// pool stays at FULL, and an appender handed a NORMAL connection refuses to append at all (it reads
+/// `PRAGMA synchronous` inside every group's transaction), so no acknowledged event can depend on a
+/// commit that skipped its fsync.
+#[tokio::test]
+async fn appends_commit_only_at_synchronous_full_and_the_read_side_at_normal() {
+    use cqrs_es::persist::SerializedEvent;
+    let (_dir, db) = fresh().await;
+    let level = |pool: crate::DbPool| async move {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        level
+    };
+    assert_eq!(level(db.pool().clone()).await, 2, "appends' pool");
+    assert_eq!(level(db.read_side_pool().clone()).await, 1, "read side");
+    let read_side_tx = db.begin_read_side().await.unwrap();
+    drop(read_side_tx);
+
+    let event = SerializedEvent::new(
+        "v".into(),
+        1,
+        "Vehicle".into(),
+        "VehicleRelocated".into(),
+        "1.0".into(),
+        serde_json::json!({ "to": "Bay 1" }),
+        serde_json::json!({ "actor_id": "tester" }),
+    );
+    let misplaced =
+        crate::writer::Writer::spawn(db.read_side_pool().clone(), crate::Backend::Sqlite, None);
+    let refused = misplaced
+        .append("Vehicle", std::slice::from_ref(&event), None)
+        .await;
+    assert!(refused.is_err(), "an append at NORMAL was acknowledged");
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 0, "an append at NORMAL wrote");
+
+    db.writer()
+        .append("Vehicle", std::slice::from_ref(&event), None)
+        .await
+        .expect("the appender's own pool is at FULL");
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}

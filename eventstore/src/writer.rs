@@ -8,7 +8,8 @@
 //! moved on (SQLite 1555 or PostgreSQL 23505 on the events' primary key, or a snapshot row that
 //! moved) or that a guard refuses is rolled back to its savepoint and answered alone; the others
 //! stay. After `COMMIT` returns — durable: SQLite `synchronous=FULL`, PostgreSQL `fsync` and
-//! `synchronous_commit`, both asserted at start-up — each append of the group is answered. When the
+//! `synchronous_commit`, both asserted at start-up, and on SQLite `PRAGMA synchronous` read again in
+//! every group's transaction — each append of the group is answered. When the
 //! commit fails, or a failure leaves the transaction unusable (SQLite rolls the whole transaction back
 //! on a full disk or an I/O error), every append of the group is answered with that failure: nothing
 //! of it is in the log, and an idempotent retry writes it once the cause is gone. On PostgreSQL the
@@ -148,6 +149,11 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
             return false;
         }
     };
+    if let Err(err) = assert_full_sync(&mut tx, backend).await {
+        let _ = tx.rollback().await;
+        answer_all(group.drain(..), &err);
+        return false;
+    }
     let mut written = Vec::with_capacity(group.len());
     // Appends refused alone (a conflict, a guard), answered only once the group has committed: what
     // a refused command then reads (the winner of its race, the holder of a VIN) is in the database.
@@ -225,6 +231,31 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
         let _ = append.answer.send(Err(err));
     }
     committed
+}
+
+/// Refuses a group whose transaction would not commit at `synchronous=FULL` on SQLite: the read
+/// side's connection commits at NORMAL (`Database::begin_read_side`), and an append that ever ran on
+/// such a connection could be acknowledged and then lost with the power. One `PRAGMA` per group.
+async fn assert_full_sync(
+    tx: &mut Transaction<'static, Db>,
+    backend: Backend,
+) -> Result<(), sqlx::Error> {
+    if backend != Backend::Sqlite {
+        return Ok(());
+    }
+    let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut **tx)
+        .await?;
+    if level == crate::database::SYNCHRONOUS_FULL {
+        return Ok(());
+    }
+    tracing::error!(
+        synchronous = level,
+        "an append transaction is not at synchronous=FULL; refused"
+    );
+    Err(sqlx::Error::Protocol(format!(
+        "appends commit only at synchronous=FULL (2), this connection is at {level}"
+    )))
 }
 
 /// Why one append failed: a conflict or another error of its own (rolled back to its savepoint, the

@@ -258,10 +258,11 @@ impl Projections {
             outcome.caught_up = true;
             return Ok(outcome);
         }
-        // On SQLite this is the process's write turn and then the write lock, so the checkpoints read
-        // below cannot go stale; on PostgreSQL another server that moved one meanwhile makes its
+        // On SQLite this is the process's write turn and then the write lock (on the read side's
+        // connection, committing at `synchronous=NORMAL`), so the checkpoints read below cannot go
+        // stale; on PostgreSQL another server that moved one meanwhile makes its
         // guarded move below fail.
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_read_side().await?;
         // On PostgreSQL, FOR UPDATE makes a second server stepping the same projector (a lease lost
         // an instant ago, `autosalon rebuild` beside a server) wait here and then read the moved
         // checkpoint, instead of colliding with this batch's rows. Members are locked in name order

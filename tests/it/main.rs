@@ -5,6 +5,7 @@ mod access;
 mod bad_input;
 mod bookings;
 mod catalog;
+mod conflicts;
 mod crash;
 mod customer_history;
 mod customer_journey;
