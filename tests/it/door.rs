@@ -653,16 +653,26 @@ async fn a_mutation_that_outlives_the_request_timeout_completes_and_a_retry_tell
     app.stop().await;
 }
 
-/// The real binary as a child process, so it can receive SIGTERM and be timed as it exits.
-struct ServerProcess {
+/// The real binary as a child process, so it can receive SIGTERM and be timed as it exits, its
+/// standard error (the log) in a file the test can read.
+pub(crate) struct ServerProcess {
     child: Child,
     addr: String,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
 impl ServerProcess {
     async fn start(dir: &tempfile::TempDir, args: &[&str]) -> Self {
+        Self::start_with(dir, &[], args).await
+    }
+
+    /// Starts `autosalon GLOBAL... serve ARGS...` and waits until it is ready.
+    pub(crate) async fn start_with(
+        dir: &tempfile::TempDir,
+        global: &[&str],
+        args: &[&str],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -670,6 +680,7 @@ impl ServerProcess {
             .port();
         let log = dir.path().join("server.log");
         let child = Command::new(env!("CARGO_BIN_EXE_autosalon"))
+            .args(global)
             .arg("serve")
             .args(args)
             .env(
@@ -715,7 +726,7 @@ impl ServerProcess {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

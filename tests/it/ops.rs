@@ -1,15 +1,13 @@
 //! What an operator sees: request ids on every answer, one access-log line per request (with no
 //! secret in it), a bad log filter refused at start-up, and the commit in `--version`.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, customer_input, database_url, spawn_app, temp_dir,
-};
+use crate::door::ServerProcess;
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, customer_input, spawn_app, temp_dir};
 
 const VALID_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -104,64 +102,15 @@ async fn request_ids_are_echoed_generated_when_missing_or_unfit_and_become_the_c
 }
 
 /// The real binary, logging JSON lines into a file the test reads.
-struct LoggingServer {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
+struct LoggingServer(ServerProcess);
 
 impl LoggingServer {
     async fn start(dir: &tempfile::TempDir) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_autosalon"))
-            .args(["--log-format", "json", "serve"])
-            .env(
-                "AUTOSALON_DATABASE_URL",
-                database_url(&dir.path().join("autosalon.db")),
-            )
-            .env("AUTOSALON_LISTEN", format!("127.0.0.1:{port}"))
-            .env("AUTOSALON_SIGNING_KEY_FILE", dir.path().join("signing.key"))
-            .env("AUTOSALON_TOKEN_KEY_FILE", dir.path().join("token.key"))
-            .env(
-                "AUTOSALON_BOOTSTRAP_ADMIN",
-                format!("{ADMIN_EMAIL}:{ADMIN_PASSWORD}"),
-            )
-            .env("AUTOSALON_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .expect("the autosalon binary starts");
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let client = reqwest::Client::new();
-        while !client
-            .get(format!("{}/livez", server.base))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the server did not start: {}",
-                server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
+        Self(ServerProcess::start_with(dir, &["--log-format", "json"], &[]).await)
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.0.log_text()
     }
 
     /// The access-log lines written so far, parsed.
@@ -188,19 +137,12 @@ impl LoggingServer {
     }
 }
 
-impl Drop for LoggingServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_has_one_json_access_line_with_its_fields_and_no_secret() {
     let dir = temp_dir();
     let server = LoggingServer::start(&dir).await;
     let client = reqwest::Client::new();
-    let graphql = format!("{}/graphql", server.base);
+    let graphql = format!("{}/graphql", server.0.base);
 
     let signed_in: Value = client
         .post(&graphql)
@@ -258,7 +200,7 @@ async fn every_request_has_one_json_access_line_with_its_fields_and_no_secret() 
         .unwrap();
     assert_eq!(forged.status(), 401);
     let live = client
-        .get(format!("{}/livez", server.base))
+        .get(format!("{}/livez", server.0.base))
         .header("x-request-id", "ops-live")
         .send()
         .await
