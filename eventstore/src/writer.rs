@@ -55,6 +55,10 @@ struct Append {
 pub struct Writer {
     queue: mpsc::Sender<Append>,
     commits: Arc<AtomicU64>,
+    /// Appends the queue has accepted (tests wait on it: an accepted append is either queued or in
+    /// the group the appender holds while it waits for the write turn).
+    #[cfg(test)]
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Writer {
@@ -64,7 +68,12 @@ impl Writer {
         let (queue, received) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(pool, backend, gate, received, commits.clone()));
-        Self { queue, commits }
+        Self {
+            queue,
+            commits,
+            #[cfg(test)]
+            accepted: Arc::default(),
+        }
     }
 
     /// How many group transactions have committed since the appender started.
@@ -72,10 +81,10 @@ impl Writer {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Appends waiting in the queue (not yet taken into a group).
+    /// Appends the queue has accepted since the appender started.
     #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        QUEUE - self.queue.capacity()
+    pub(crate) fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Appends `events` (and the snapshot update) durably; returns once they are committed, or why not.
@@ -95,6 +104,8 @@ impl Writer {
         if self.queue.send(append).await.is_err() {
             return Err(stopped());
         }
+        #[cfg(test)]
+        self.accepted.fetch_add(1, Ordering::SeqCst);
         answered.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
