@@ -14,8 +14,8 @@
 //! someone on the payroll; that list lives in the staff system.
 //!
 //! Slot rules ([`Slot::new`]), the workshop's opening hours as a customer would read them:
-//! - times are UTC instants; the workshop works 08:00–20:00 dealership time, Europe/Moscow, which
-//!   has been UTC+3 all year since 2014 ([`DEALERSHIP_UTC_OFFSET_HOURS`]);
+//! - times are UTC instants; the workshop works 08:00–20:00 dealership time, Europe/Moscow
+//!   ([`crate::calendar`]);
 //! - a slot `[start, end)` starts before it ends, starts and ends on a full or half hour, lasts at
 //!   most [`MAX_SLOT_HOURS`] hours, and lies inside one working day (start at 08:00 or later, end at
 //!   20:00 or earlier, same date); that date is the slot's [`Slot::day`];
@@ -33,9 +33,9 @@ pub use mechanic_day::{
     Claim, MechanicDay, MechanicDayCommand, MechanicDayError, MechanicDayEvent,
 };
 pub use slot::{
-    CLOSES_AT_HOUR, DEALERSHIP_UTC_OFFSET_HOURS, InvalidMechanicCode, MAX_MECHANIC_CODE_CHARS,
-    MAX_SLOT_HOURS, MECHANIC_DAY_NAMESPACE, MechanicCode, OPENS_AT_HOUR, SLOT_STEP_MINUTES, Slot,
-    SlotError, dealership_offset, mechanic_day_id,
+    CLOSES_AT_HOUR, InvalidMechanicCode, MAX_MECHANIC_CODE_CHARS, MAX_SLOT_HOURS,
+    MECHANIC_DAY_NAMESPACE, MechanicCode, OPENS_AT_HOUR, SLOT_STEP_MINUTES, Slot, SlotError,
+    mechanic_day_id,
 };
 
 /// Why a workshop command was refused, whichever of the two aggregates refused it.

@@ -40,6 +40,7 @@
 //!   payloads into the new shape when they are loaded.
 
 pub mod bookings;
+pub mod calendar;
 pub mod contact;
 pub mod customer;
 pub mod loan;

@@ -177,7 +177,7 @@ pub enum PolicyCommand {
     },
     Cancel {
         reason: String,
-        /// The cancellation day (covered).
+        /// The cancellation day (covered): the Moscow business date of `cancelled_at`.
         today: NaiveDate,
         cancelled_at: DateTime<Utc>,
     },
@@ -574,7 +574,7 @@ impl Policy {
             .ok_or_else(|| PolicyError::OfferNotFound {
                 insurer: insurer.to_owned(),
             })?;
-        let today = issued_at.date_naive();
+        let today = crate::calendar::business_date(issued_at);
         if (today - quote.quoted_on).num_days() > QUOTE_VALID_DAYS {
             return Err(PolicyError::QuoteExpired {
                 quoted_on: quote.quoted_on,
@@ -921,7 +921,7 @@ impl Aggregate for Policy {
                     vehicle_vin,
                     terms,
                     offers,
-                    quoted_on: requested_at.date_naive(),
+                    quoted_on: crate::calendar::business_date(requested_at),
                 });
             }
             PolicyEvent::PolicyIssued {

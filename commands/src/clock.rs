@@ -3,14 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// Moscow's offset from UTC, in seconds: the dealership's business day (UTC+3, no daylight saving
-/// since 2014).
-pub const BUSINESS_DAY_OFFSET_SECONDS: i64 = 3 * 3600;
-
-/// The business date of `instant`: its calendar date in Moscow.
-pub fn business_date(instant: DateTime<Utc>) -> chrono::NaiveDate {
-    (instant + chrono::TimeDelta::seconds(BUSINESS_DAY_OFFSET_SECONDS)).date_naive()
-}
+/// The business date of `instant`: its calendar date in Moscow ([`aggregates::calendar`]).
+pub use aggregates::calendar::business_date;
 
 /// The source of "now" for every command.
 pub trait Clock: Send + Sync {

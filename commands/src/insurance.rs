@@ -84,9 +84,9 @@ impl Insurance {
         crate::sender::aggregate_id(self.ids.as_ref(), id, idempotency)
     }
 
-    /// Today's date: the UTC calendar day of the clock.
+    /// Today's date: the business date (Moscow) of the clock.
     pub fn today(&self) -> NaiveDate {
-        self.clock.now().date_naive()
+        crate::clock::business_date(self.clock.now())
     }
 
     /// Current state of a policy (write model).
@@ -241,7 +241,7 @@ impl Insurance {
         }
         let policy = self.policy(id).await?;
         let issued_at = self.clock.now();
-        let start = start.unwrap_or_else(|| issued_at.date_naive());
+        let start = start.unwrap_or_else(|| crate::clock::business_date(issued_at));
         let insurer = insurer.trim().to_uppercase();
         let product = policy
             .quote()
@@ -313,7 +313,7 @@ impl Insurance {
         let now = self.clock.now();
         let command = PolicyCommand::Cancel {
             reason,
-            today: now.date_naive(),
+            today: crate::clock::business_date(now),
             cancelled_at: now,
         };
         self.send(ctx, id, command, "CancelPolicy", idempotency)
@@ -350,7 +350,7 @@ impl Insurance {
             incident_on,
             description,
             claimed,
-            today: now.date_naive(),
+            today: crate::clock::business_date(now),
             filed_at: now,
         };
         self.send(ctx, policy_id, command, "FileInsuranceClaim", idempotency)

@@ -3,7 +3,7 @@
 //!
 //! Facts from outside the loan go into its commands here: the vehicle price (the order's total, read
 //! from the order's own stream), the current instant, and today's date. "Today" is the calendar date
-//! in Moscow (UTC+3, no daylight saving since 2014), the dealership's business day, so a payment
+//! in Moscow ([`aggregates::calendar::business_date`]), the dealership's business day, so a payment
 //! taken at 01:00 Moscow time is dated that day, not the previous one.
 
 use std::sync::Arc;

@@ -44,7 +44,7 @@
 //! - **Services are sold on account.** A completed booking with a cost is owed by the customer;
 //!   nothing in the domain records that payment yet, so 1100 only grows.
 //! - **Business date** of an entry: the event's own business time (`completed_at`, `handed_over_at`,
-//!   `paid_at`, `cancelled_at`, claim `at`, `refunded_at`) as a Moscow date (UTC+3, fixed), or the
+//!   `paid_at`, `cancelled_at`, claim `at`, `refunded_at`) as a Moscow date (`aggregates::calendar`, Europe/Moscow), or the
 //!   event's own date (`disbursed_on`, `paid_on`) for loans.
 //! - Every entry is asserted balanced per currency (and every line one-sided and positive) before
 //!   it is written; an unbalanced entry is an `Inconsistent` error and stops the projector.
@@ -57,7 +57,7 @@ use aggregates::money::{Money, round_to_kopecks};
 use aggregates::order::OrderEvent;
 use aggregates::payment::{PaymentEvent, PaymentMethodKind};
 use aggregates::policy::PolicyEvent;
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use eventstore::RecordedEvent;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
@@ -267,10 +267,9 @@ impl Entry {
     }
 }
 
-/// The Moscow calendar date (UTC+3, fixed) of an instant.
+/// The Moscow calendar date of an instant ([`aggregates::calendar::business_date`]).
 pub fn moscow_date(at: DateTime<Utc>) -> NaiveDate {
-    let moscow = FixedOffset::east_opt(3 * 3600).expect("UTC+3 is a valid offset");
-    at.with_timezone(&moscow).date_naive()
+    aggregates::calendar::business_date(at)
 }
 
 async fn apply(conn: &mut AnyConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {

@@ -8,8 +8,8 @@
 //! `report_loan_instalments`, and from `report_inventory`, which is both a fact table and the vehicle
 //! lookup.
 //!
-//! Business day: the calendar date of a business time in Moscow time (UTC+3, fixed, no daylight
-//! saving); `report_*` tables say which time each day comes from (docs/read-models.md). Money is integer
+//! Business day: the calendar date of a business time in Moscow (`aggregates::calendar`,
+//! Europe/Moscow); `report_*` tables say which time each day comes from (docs/read-models.md). Money is integer
 //! kopecks with the row's currency.
 
 use aggregates::bookings::{BookingEvent, BookingStatus};
@@ -29,9 +29,9 @@ pub struct Reports;
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// The dealership's business day: the date of `at` in Moscow time (UTC+3, no daylight saving).
+/// The dealership's business day: the date of `at` in Moscow ([`aggregates::calendar`]).
 pub fn business_day(at: DateTime<Utc>) -> NaiveDate {
-    (at + chrono::Duration::hours(3)).date_naive()
+    aggregates::calendar::business_date(at)
 }
 
 /// `YYYY-MM` of a date.

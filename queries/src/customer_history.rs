@@ -6,7 +6,7 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, SimpleObject};
-use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{NaiveDate, Utc};
 use eventstore::DbPool;
 use uuid::Uuid;
 
@@ -18,8 +18,6 @@ use crate::{ApiError, ApiResult, read_models};
 
 /// The projector whose tables this module reads.
 const PROJECTOR: &str = "customer_history";
-/// Moscow time is UTC+3 all year.
-const MOSCOW_OFFSET_HOURS: i64 = 3;
 
 /// One event in a customer's history.
 #[derive(SimpleObject, Clone, Debug)]
@@ -87,8 +85,7 @@ struct SummaryRow {
 
 /// The instant a Moscow calendar day starts, as stored text (RFC 3339 UTC sorts as text).
 fn moscow_day_start(day: NaiveDate) -> String {
-    let local = day.and_time(NaiveTime::MIN) - chrono::Duration::hours(MOSCOW_OFFSET_HOURS);
-    projections::rfc3339(Utc.from_utc_datetime(&local))
+    projections::rfc3339(aggregates::calendar::day_start(day))
 }
 
 async fn known(snapshot: &mut Snapshot, id: Uuid) -> ApiResult<()> {

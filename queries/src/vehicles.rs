@@ -63,9 +63,9 @@ pub struct Vehicle {
     pub updated_at: DateTime,
 }
 
-/// The dealership's business day: the calendar date in Moscow time (UTC+3, no daylight saving).
+/// The dealership's business day: the calendar date in Moscow ([`aggregates::calendar`]).
 pub fn business_day(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
-    (at + chrono::Duration::hours(3)).date_naive()
+    aggregates::calendar::business_date(at)
 }
 
 /// Whole calendar days (business days in Moscow) from `from` to `to`: 0 on the day of stocking.

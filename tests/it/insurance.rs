@@ -739,3 +739,93 @@ async fn bad_insurance_inputs_are_refused_with_their_codes_and_write_nothing() {
     assert_eq!(error_codes(&response), ["NOT_FOUND"]);
     app.stop().await;
 }
+
+/// At 01:30 in Moscow the UTC date is still the day before. A policy issued then starts on the Moscow
+/// date; a start on the UTC date, a day already over in Moscow, is refused; a cancellation that
+/// night counts its unused days from the Moscow date, the date the ledger gives its entry.
+#[tokio::test]
+async fn after_moscow_midnight_policies_start_and_cancel_on_the_moscow_date() {
+    let dir = temp_dir();
+    let night: chrono::DateTime<chrono::Utc> = "2026-06-10T22:30:00Z".parse().unwrap();
+    let app = spawn_with_clock(&dir, Arc::new(commands::clock::FixedClock(night))).await;
+    stock_and_register(&app).await;
+    for (id, product, deductible) in [
+        (OSAGO_QUOTE, "OSAGO", None),
+        (KASKO_QUOTE, "KASKO", Some("30000")),
+    ] {
+        app.ok(
+            REQUEST_QUOTE,
+            json!({ "input": quote_input(id, product, deductible) }),
+        )
+        .await;
+    }
+    refused(
+        &app,
+        SELECT_OFFER,
+        json!({ "quote": KASKO_QUOTE, "insurer": "sever", "start": "2026-06-10" }),
+        "VALIDATION",
+    )
+    .await;
+    let too_early = app
+        .graphql(
+            SELECT_OFFER,
+            json!({ "quote": KASKO_QUOTE, "insurer": "sever", "start": "2026-06-10" }),
+        )
+        .await;
+    assert_eq!(
+        too_early["errors"][0]["message"],
+        "the policy must start between 2026-06-11 and 2026-08-10"
+    );
+
+    let policy = app
+        .ok(
+            SELECT_OFFER,
+            json!({ "quote": OSAGO_QUOTE, "insurer": "sever" }),
+        )
+        .await["selectInsuranceOffer"]["policy"]
+        .clone();
+    assert_eq!(policy["periodStart"], "2026-06-11");
+    assert_eq!(policy["periodEnd"], "2027-06-11");
+    app.ok(
+        PAY_PREMIUM,
+        json!({ "id": OSAGO_QUOTE, "amount": { "amount": "9720.00" }, "key": "night-premium" }),
+    )
+    .await;
+    let cancelled = app
+        .ok(
+            "mutation($id: UUID!) { cancelPolicy(id: $id, reason: \"vehicle sold\", idempotencyKey: \"night-cancel\") {
+               position policy { refund { amount } cancelledOn } } }",
+            json!({ "id": OSAGO_QUOTE }),
+        )
+        .await["cancelPolicy"]
+        .clone();
+    assert_eq!(cancelled["policy"]["cancelledOn"], "2026-06-11");
+    // Cancelled on its first day: that day was covered, the other 364 come back. Dated by UTC, the
+    // cancellation would fall before the start and refund all 365.
+    let expected = pro_rata_refund(
+        rub("9720.00"),
+        date(&json!("2026-06-11")),
+        date(&json!("2027-06-11")),
+        date(&json!("2026-06-11")),
+    );
+    assert_eq!(expected.amount(), "9693.37".parse().unwrap());
+    assert_eq!(
+        cancelled["policy"]["refund"]["amount"],
+        expected.amount().to_string()
+    );
+    let journal = app
+        .ok(
+            "{ journal(first: 50) { edges { node { position businessDate eventType } } } }",
+            json!({}),
+        )
+        .await;
+    let entry = journal["journal"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|edge| &edge["node"])
+        .find(|node| node["position"] == cancelled["position"])
+        .unwrap_or_else(|| panic!("no journal entry for the cancellation: {journal:#}"));
+    assert_eq!(entry["eventType"], "PolicyCancelled");
+    assert_eq!(entry["businessDate"], "2026-06-11");
+}

@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Dealership time is Moscow time, UTC+3 without daylight saving (since 2014).
-pub const DEALERSHIP_UTC_OFFSET_HOURS: i32 = 3;
+use crate::calendar;
+
 /// The workshop opens at 08:00 dealership time.
 pub const OPENS_AT_HOUR: u32 = 8;
 /// The workshop closes at 20:00 dealership time; a slot may end exactly then.
@@ -21,12 +21,6 @@ pub const MAX_MECHANIC_CODE_CHARS: usize = 16;
 
 /// The namespace of mechanic-day ids (UUIDv5). Never change it: stored streams are named by it.
 pub const MECHANIC_DAY_NAMESPACE: Uuid = Uuid::from_u128(0x6d3c_5a1e_8f0b_4e7a_9c24_1b7e_52d9_a0f3);
-
-/// Dealership time as a chrono offset.
-pub fn dealership_offset() -> FixedOffset {
-    FixedOffset::east_opt(DEALERSHIP_UTC_OFFSET_HOURS * 3600)
-        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC is a valid offset"))
-}
 
 /// Why a slot is not bookable. Nothing was emitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -85,8 +79,7 @@ impl Slot {
         if minutes > MAX_SLOT_HOURS * 60 {
             return Err(SlotError::TooLong { minutes });
         }
-        let offset = dealership_offset();
-        let (local_start, local_end) = (start.with_timezone(&offset), end.with_timezone(&offset));
+        let (local_start, local_end) = (calendar::local(start), calendar::local(end));
         let opens = NaiveTime::from_hms_opt(OPENS_AT_HOUR, 0, 0).expect("a valid time");
         let closes = NaiveTime::from_hms_opt(CLOSES_AT_HOUR, 0, 0).expect("a valid time");
         if local_start.date_naive() != local_end.date_naive()
@@ -108,7 +101,7 @@ impl Slot {
 
     /// The calendar day, dealership time, the slot lies in.
     pub fn day(&self) -> NaiveDate {
-        self.start.with_timezone(&dealership_offset()).date_naive()
+        calendar::business_date(self.start)
     }
 
     /// How long the slot lasts.
