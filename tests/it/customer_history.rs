@@ -32,7 +32,7 @@ const SETTLE_PAYMENT: &str = "mutation($id: UUID!, $k1: String!, $k2: String!) {
 /// Two customers, interleaved: Anna pays a deposit (part of it refunded), buys on credit, insures and
 /// claims; Boris pays in full, takes the car and books a service.
 pub async fn two_customers(app: &TestApp) {
-    let today = Utc::now().date_naive();
+    let today = business_today();
     for (id, vin) in [(CAR_A, "XTA210990Y2766301"), (CAR_B, "XTA210990Y2766302")] {
         app.ok(
             STOCK_VEHICLE,
@@ -389,7 +389,7 @@ async fn a_client_reads_a_customers_history_page_by_page_and_the_summary() {
     );
 
     // The period filter: today in Moscow holds everything, tomorrow nothing.
-    let today = (Utc::now() + Duration::hours(3)).date_naive();
+    let today = business_today();
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
     let within = app
         .ok(

@@ -2,7 +2,7 @@
 //! (OSAGO and KASKO), booked for its first service, and a claim filed and paid — with keyed retries of
 //! every money-moving step, a race for one mechanic's slot, and bad input refused with nothing written.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -81,7 +81,7 @@ const BOOK: &str = "mutation($id: UUID!, $start: DateTime!, $end: DateTime!) {
 async fn a_customer_buys_on_credit_insures_services_and_claims() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
-    let today = Utc::now().date_naive();
+    let today = business_today();
 
     // The car, the customer, a confirmed order.
     let car = vehicle_input(CAR, "XTA210990Y2766389", "Vesta", "1500000.00");

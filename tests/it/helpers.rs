@@ -397,3 +397,8 @@ pub fn customer_input(id: &str) -> Value {
         "phone": "8 (916) 123-45-67", "address": "Moscow, Tverskaya 1"
     })
 }
+
+/// Today's business date as the server decides it: the Moscow date of the wall clock.
+pub fn business_today() -> chrono::NaiveDate {
+    commands::clock::business_date(chrono::Utc::now())
+}

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ fn balance(rows: &Value, code: &str) -> Decimal {
 async fn a_sale_on_card_and_credit_a_repayment_and_a_premium_balance_the_books() {
     let dir = temp_dir();
     let app = spawn_app(&dir).await;
-    let today = Utc::now().date_naive();
+    let today = business_today();
 
     app.ok(
         STOCK_VEHICLE,

@@ -1,7 +1,7 @@
 //! Car financing over HTTP: application to approval, disbursement, repayments and an early
 //! repayment; a refused application; bad input refused with nothing written.
 
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::{NaiveDate, TimeDelta};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -99,7 +99,7 @@ fn as_rows(rows: &[Value]) -> Vec<aggregates::loan::schedule::Instalment> {
 
 /// The business date the server uses: today in Moscow.
 fn today() -> NaiveDate {
-    (Utc::now() + TimeDelta::hours(3)).date_naive()
+    business_today()
 }
 
 fn application(id: &str, score: i64) -> Value {

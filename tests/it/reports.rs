@@ -238,9 +238,7 @@ async fn scenario(app: &TestApp) {
         json!({ "id": LOAN, "amount": loan["loan"]["schedule"][0]["total"]["amount"] }),
     )
     .await;
-    let today = (Utc::now() + Duration::hours(3))
-        .format("%Y-%m-%d")
-        .to_string();
+    let today = business_today().to_string();
     let payoff = app
         .ok(
             "query($id: UUID!, $on: Date!) { loan(id: $id) { payoff(on: $on) { amount } } }",
@@ -322,7 +320,7 @@ async fn scenario(app: &TestApp) {
         json!({ "id": OSAGO }),
     )
     .await;
-    let today = Utc::now().format("%Y-%m-%d").to_string();
+    let today = business_today().to_string();
     app.ok(
         "mutation($p: UUID!, $c: UUID!, $on: Date!) {
            fileInsuranceClaim(policyId: $p, input: { id: $c, incidentDate: $on, description: \"scratched door\",
@@ -955,9 +953,7 @@ async fn a_client_reads_sales_payments_and_stock_age_for_one_cash_sale() {
 
 /// Today's business day in Moscow (UTC+3), as the reports date sales made now.
 fn vehicle_day_today() -> String {
-    (Utc::now() + Duration::hours(3))
-        .format("%Y-%m-%d")
-        .to_string()
+    business_today().to_string()
 }
 
 /// The services of the dealership with their clocks stopped at `now`.
