@@ -408,3 +408,76 @@ async fn tampering_with_a_postgres_log_is_found_at_the_position_tampered_with() 
     let dir = temp_dir();
     every_edit_is_found_at_its_position(database_url(&dir.path().join("tamper")), &dir).await;
 }
+
+/// `autosalon verify` as an auditor runs it: exit 0 and the summary on a clean log and on its export,
+/// exit 1 naming the position once one amount was changed behind the triggers' back.
+#[tokio::test]
+async fn autosalon_verify_passes_a_clean_log_and_names_the_edited_position() {
+    let dir = temp_dir();
+    let url = format!("sqlite://{}", dir.path().join("verify.db").display());
+    let events = ledger(url.clone(), &dir).await;
+    let verify = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_autosalon"))
+            .arg("verify")
+            .args(args)
+            .output()
+            .expect("autosalon runs")
+    };
+    let clean = verify(&["--database-url", &url]);
+    let summary = String::from_utf8_lossy(&clean.stdout).to_string();
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(
+        summary.starts_with(&format!(
+            "chain verified: {events} events, head position {events}, head hash "
+        )),
+        "{summary}"
+    );
+
+    let db = Database::connect(&url).await.unwrap();
+    let mut out = Vec::new();
+    autosalon::transfer::export_events(db.pool(), &mut out)
+        .await
+        .unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, &out).unwrap();
+    let from_file = verify(&["--from", file.to_str().unwrap()]);
+    assert!(from_file.status.success(), "{from_file:?}");
+    assert_eq!(String::from_utf8_lossy(&from_file.stdout), summary);
+
+    // The second vehicle's price, one digit up, with the triggers out of the way.
+    let (aggregate_type, aggregate_id, sequence) = {
+        let mut conn = db.pool().acquire().await.unwrap();
+        let mut found = None;
+        for position in 1..=events {
+            let (kind, id, sequence) = key(&mut conn, position).await;
+            if id == "0193a4b0-0000-7000-8000-00000000f0a2" && sequence == 1 {
+                found = Some((position, kind, id, sequence));
+            }
+        }
+        let (position, kind, id, sequence) = found.expect("the second vehicle was stocked");
+        ((position, kind), id, sequence)
+    };
+    let mut tx = db.begin_write().await.unwrap();
+    drop_triggers(&mut tx, Backend::Sqlite).await;
+    let changed = sqlx::query(
+        "UPDATE events SET payload = replace(payload, '1500000.00', '1500001.00')
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+    )
+    .bind(&aggregate_type.1)
+    .bind(&aggregate_id)
+    .bind(sequence)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    tx.commit().await.unwrap();
+    db.close().await;
+
+    let tampered = verify(&["--database-url", &url]);
+    let said = String::from_utf8_lossy(&tampered.stderr).to_string();
+    assert_eq!(tampered.status.code(), Some(1), "{tampered:?}");
+    assert!(
+        said.contains(&format!("position {}: hash mismatch", aggregate_type.0)),
+        "{said}"
+    );
+}
