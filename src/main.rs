@@ -82,6 +82,16 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Walk the hash chain over the event log (the database's, or an export-events file's) and name
+    /// the first position that does not match. Reads only; a server may keep running. Exits 0 with a
+    /// one-line summary when the chain holds, 1 when it breaks (docs/audit.md).
+    Verify {
+        /// An export-events file to verify instead of the database.
+        #[arg(long = "from")]
+        from: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +130,43 @@ fn read_password() -> anyhow::Result<String> {
             .context("reading the password from standard input")?;
         Ok(line.trim_end_matches(['\n', '\r']).to_owned())
     }
+}
+
+/// `autosalon verify`: exit 0 and one summary line, or exit 1 naming the first break.
+async fn verify(from: Option<std::path::PathBuf>, database: DatabaseArgs) -> anyhow::Result<()> {
+    let verified = match &from {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            match autosalon::transfer::verify_file(&mut std::io::BufReader::new(file)) {
+                Ok(verified) => verified,
+                Err(err) => {
+                    eprintln!("the chain does not verify: {err:#}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        None => {
+            let db = eventstore::Database::connect(&database.database_url).await?;
+            let verified = eventstore::chain::verify(db.pool()).await;
+            db.close().await;
+            match verified {
+                Ok(verified) => verified,
+                Err(eventstore::chain::VerifyError::Break(broken)) => {
+                    eprintln!("the chain does not verify: {broken}");
+                    std::process::exit(1);
+                }
+                Err(err) => return Err(err).context("reading the log"),
+            }
+        }
+    };
+    println!(
+        "chain verified: {} events, head position {}, head hash {}",
+        verified.events,
+        verified.head.position,
+        verified.head.hash_hex()
+    );
+    Ok(())
 }
 
 async fn create_user(command: UsersCommand) -> anyhow::Result<()> {
@@ -281,6 +328,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Verify { from, database } => verify(from, database).await,
         Command::Users { command } => create_user(command).await,
         Command::Schema => {
             print!("{}", autosalon::schema::sdl());

@@ -399,12 +399,15 @@ impl Database {
     }
 
     /// Applies the embedded event-store migrations of this backend (idempotent; on PostgreSQL several
-    /// servers starting at once take turns, under sqlx's migration lock).
+    /// servers starting at once take turns, under sqlx's migration lock), then chains whatever the
+    /// log holds that the hash chain does not cover yet (a log written before the chain existed; see
+    /// [`crate::chain::backfill`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.native {
             NativePool::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
             NativePool::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
+        crate::chain::backfill(self).await?;
         Ok(())
     }
 

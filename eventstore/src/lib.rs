@@ -7,12 +7,14 @@
 //! - [`repository`]: the backend seam. [`EventRepository`] is what cqrs-es persists through; a new
 //!   backend is a new variant there and in [`Database`], nothing above this crate changes.
 //! - [`writer`]: the embedded store's appender (group commit).
+//! - [`chain`]: the hash chain over the log (tamper evidence) and its verification.
 //! - [`log`]: reading the global log ([`RecordedEvent`]) and single aggregate streams.
 //! - [`metadata`]: who did what, and why: the metadata every command writes into its events.
 //!
 //! Architecture invariant: this crate knows no domain. It is generic over cqrs-es aggregates and never
 //! names an aggregate, an event type or a read model.
 
+pub mod chain;
 pub mod database;
 pub mod leases;
 pub mod log;

@@ -65,7 +65,7 @@ SELECT l.global_position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_
                AND e.aggregate_id = l.aggregate_id
                AND e.sequence = l.sequence"#;
 
-fn select_recorded(backend: Backend) -> &'static str {
+pub(crate) fn select_recorded(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => SELECT_RECORDED_SQLITE,
         Backend::Postgres => SELECT_RECORDED_POSTGRES,
@@ -229,7 +229,7 @@ where
     )
 }
 
-fn decode_row(upcasters: &Upcasters, row: AnyRow) -> Result<RecordedEvent, StoreError> {
+pub(crate) fn decode_row(upcasters: &Upcasters, row: AnyRow) -> Result<RecordedEvent, StoreError> {
     let position: i64 = row.try_get("global_position")?;
     let recorded_at: String = row.try_get("recorded_at")?;
     let recorded_at = DateTime::parse_from_rfc3339(&recorded_at)

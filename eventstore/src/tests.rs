@@ -430,6 +430,116 @@ async fn appends_queued_together_commit_as_one_group_and_a_conflict_fails_alone(
             .unwrap();
     assert_eq!(positions, (1..=17).collect::<Vec<_>>());
     assert_eq!(db.writer().commits(), 1, "all of them in one transaction");
+    // The conflicts left no mark in the chain: every position is chained, in one unbroken line.
+    let verified = crate::chain::verify(db.pool()).await.unwrap();
+    assert_eq!(verified.events, 17);
+    assert_eq!(verified.head.position, 17);
+}
+
+/// The canonical form and the hash, pinned to bytes computed outside this code (Python's `json`
+/// with sorted keys and compact separators, which equals RFC 8785 for this data, and `hashlib`).
+#[test]
+fn the_canonical_form_and_the_hash_are_exactly_as_documented() {
+    let event = crate::RecordedEvent {
+        position: 1,
+        aggregate_type: "Vehicle".into(),
+        aggregate_id: "v-1".into(),
+        sequence: 1,
+        event_type: "VehicleStocked".into(),
+        event_version: "1.0".into(),
+        payload: serde_json::json!({"vin": "XTA210990Y2766301", "price": "1500000.00", "n": 7, "ё": "Жигули"}),
+        metadata: serde_json::json!({"role": "admin", "actor_id": "tester"}),
+        recorded_at: "2026-12-01T10:00:00.123Z".parse().unwrap(),
+    };
+    assert_eq!(
+        String::from_utf8(crate::chain::canonical_bytes(&event)).unwrap(),
+        r#"{"aggregate_id":"v-1","aggregate_type":"Vehicle","event_type":"VehicleStocked","event_version":"1.0","metadata":{"actor_id":"tester","role":"admin"},"payload":{"n":7,"price":"1500000.00","vin":"XTA210990Y2766301","ё":"Жигули"},"position":1,"recorded_at":"2026-12-01T10:00:00.123000Z","sequence":1}"#
+    );
+    assert_eq!(
+        crate::chain::to_hex(&crate::chain::link(&crate::chain::GENESIS, &event)),
+        "b7e970710609050af36b7676f9cf73e43b6483ec917e69ffb247ab2c129afd21"
+    );
+}
+
+/// An append rolled back to its savepoint (its second event conflicts after its first went in)
+/// takes its position back; the chain has no hole where it was, and the next append chains on.
+#[tokio::test]
+async fn an_append_rolled_back_in_its_group_leaves_no_gap_in_the_chain() {
+    use cqrs_es::persist::SerializedEvent;
+    let (_dir, db) = fresh().await;
+    let event = |id: &str, sequence: usize| {
+        SerializedEvent::new(
+            id.to_string(),
+            sequence,
+            "Vehicle".into(),
+            "VehicleRelocated".into(),
+            "1.0".into(),
+            serde_json::json!({ "to": id }),
+            serde_json::json!({ "actor_id": "tester" }),
+        )
+    };
+    db.writer()
+        .append("Vehicle", &[event("x", 1)], None)
+        .await
+        .unwrap();
+    let turn = db.write_turn().await;
+    let mut appends = Vec::new();
+    for events in [
+        vec![event("y", 1), event("x", 1)],
+        vec![event("z", 1)],
+        vec![event("w", 1)],
+    ] {
+        let db = db.clone();
+        appends.push(tokio::spawn(async move {
+            db.writer().append("Vehicle", &events, None).await
+        }));
+    }
+    // All three queued (in this order: the test runtime runs tasks in the order they were spawned)
+    // while the appender waits for the turn, so they share one group.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while db.writer().accepted() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the appends did not queue"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(turn);
+    let outcomes: Vec<_> = futures::future::join_all(appends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(outcomes[0].is_err() && outcomes[1].is_ok() && outcomes[2].is_ok());
+    let verified = crate::chain::verify(db.pool()).await.unwrap();
+    assert_eq!((verified.events, verified.head.position), (3, 3));
+    let chained: Vec<i64> =
+        sqlx::query_scalar("SELECT global_position FROM event_chain ORDER BY global_position")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(chained, vec![1, 2, 3]);
+}
+
+/// A log written before the chain existed (events inserted behind the appender's back stand for
+/// it) is chained by the migration step, and the chain then verifies.
+#[tokio::test]
+async fn a_log_without_a_chain_is_chained_when_migrated() {
+    let (_dir, db) = fresh().await;
+    for sequence in 1..=5 {
+        append(&db, "Vehicle", "a", sequence, "VehicleRepriced").await;
+    }
+    let missing = crate::chain::verify(db.pool()).await.unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            crate::chain::VerifyError::Break(crate::chain::Break::MissingChainRow { position: 1 })
+        ),
+        "{missing:?}"
+    );
+    db.migrate().await.unwrap();
+    let verified = crate::chain::verify(db.pool()).await.unwrap();
+    assert_eq!((verified.events, verified.head.position), (5, 5));
 }
 
 /// Projector batches commit on the read side's connection at `synchronous=NORMAL`; the appends'

@@ -14,7 +14,9 @@
 //! on a full disk or an I/O error), every append of the group is answered with that failure: nothing
 //! of it is in the log, and an idempotent retry writes it once the cause is gone. On PostgreSQL the
 //! first insert of a group takes the append lock (ARCHITECTURE.md, "The global log"), so a group
-//! costs one lock and one commit, however many commands it carries.
+//! costs one lock and one commit, however many commands it carries. Before the commit the group's
+//! events are chained ([`crate::chain::extend`]: one read of the chain's head, one read of the new
+//! events, one insert), so every committed event has its chain row.
 //!
 //! The statements are sqlite-es's and postgres-es's own (their columns, their snapshot rule), so what
 //! is written reads back through them unchanged, and errors map to cqrs-es the way they map them.
@@ -215,6 +217,23 @@ async fn commit_group(pool: &DbPool, backend: Backend, group: &mut Vec<Append>) 
                 answer_all(everyone, &err);
                 return false;
             }
+        }
+    }
+    if !written.is_empty() {
+        // The group's events are in (and on PostgreSQL its first insert holds the append lock): chain
+        // them, in this transaction, so no event is ever committed without its chain row.
+        if let Err(err) = crate::chain::extend(&mut tx, backend, None).await {
+            let _ = tx.rollback().await;
+            let err = match err {
+                crate::StoreError::Sql(err) => err,
+                other => sqlx::Error::Protocol(other.to_string()),
+            };
+            tracing::error!(error = %err, appends = written.len(), "chaining the group's events failed");
+            let everyone = written
+                .into_iter()
+                .chain(refused.into_iter().map(|(append, _)| append));
+            answer_all(everyone, &err);
+            return false;
         }
     }
     let committed = if written.is_empty() {

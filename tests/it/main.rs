@@ -34,4 +34,5 @@ mod scenario;
 mod schema;
 mod snapshots;
 mod storage;
+mod tamper;
 mod transfer;

@@ -145,7 +145,19 @@ async fn a_damaged_event_file_is_refused_and_imports_nothing() {
             "{\"format\":\"other\",\"version\":1,\"events\":0}\n",
             "unsupported",
         ),
-        (&*format!("{}\n{}\n", lines[0], lines[2]), "expected 1"),
+        // A missing event breaks the chain before the positions are compared.
+        (&*format!("{}\n{}\n", lines[0], lines[2]), "position 1: gap"),
+        // One changed digit of an amount: the chain names the event.
+        (
+            &*format!(
+                "{}\n{}\n{}\n{}\n",
+                lines[0],
+                lines[1],
+                lines[2].replacen("1500000.00", "1500001.00", 1),
+                lines[3]
+            ),
+            "position 2: hash mismatch",
+        ),
         (&*format!("{}\n{}\n", lines[0], lines[1]), "announces 3"),
         (
             &*format!("{}\n{}\nnot json\n", lines[0], lines[1]),
