@@ -7,8 +7,8 @@
 //! maps to the same message, whenever and however often it is published.
 
 use aggregates::{
-    bookings::BookingEvent, loan::LoanEvent, order::OrderEvent, payment::PaymentEvent,
-    policy::PolicyEvent, vehicle::VehicleEvent,
+    bookings::BookingEvent, loan::LoanEvent, money::Money, order::OrderEvent,
+    payment::PaymentEvent, policy::PolicyEvent, vehicle::VehicleEvent,
 };
 use eventstore::{EventLog, RecordedEvent, StoreError, metadata::keys};
 use serde_json::{Value, json};
@@ -138,7 +138,7 @@ pub async fn map(
                     "order_id": id,
                     "customer_id": customer_id,
                     "vehicle_id": vehicle_id,
-                    "total_price": price,
+                    "total_price": money(&price),
                     "created_at": drafted_at,
                 }),
             )),
@@ -195,9 +195,9 @@ pub async fn map(
                     "application_id": id,
                     "order_id": order_id,
                     "customer_id": customer_id,
-                    "loan_amount": details.loan_amount,
-                    "vehicle_price": details.vehicle_price,
-                    "down_payment": details.down_payment,
+                    "loan_amount": money(&details.loan_amount),
+                    "vehicle_price": money(&details.vehicle_price),
+                    "down_payment": money(&details.down_payment),
                     "term_months": details.term_months,
                     "loan_type": details.loan_type.as_str(),
                     "applied_at": applied_at,
@@ -226,11 +226,11 @@ pub async fn map(
                     "customer_id": holder,
                     "vehicle_id": vehicle_id,
                     "insurer": insurer,
-                    "product": product,
+                    "product": product.as_str(),
                     "period_start": period_start,
                     "period_end": period_end,
-                    "coverage": coverage,
-                    "premium_amount": premium,
+                    "coverage": money(&coverage),
+                    "premium_amount": money(&premium),
                     "issued_at": issued_at,
                 }),
             )),
@@ -250,7 +250,7 @@ pub async fn map(
                     "booking_id": id,
                     "customer_id": customer_id,
                     "vehicle_id": vehicle_id,
-                    "service_kind": kind,
+                    "service_kind": kind.as_str(),
                     "scheduled_start": slot.start(),
                     "scheduled_end": slot.end(),
                     "booked_at": booked_at,
@@ -304,6 +304,12 @@ fn envelope(event: &RecordedEvent, route: &'static Route, payload: Value) -> Int
     }
 }
 
+/// Money as the contract writes it: the exact amount as a decimal string with its two places, and
+/// the ISO 4217 code. Never a JSON number: a consumer parsing it as a float would lose kopecks.
+fn money(money: &Money) -> Value {
+    json!({ "amount": money.amount().to_string(), "currency": money.currency().code() })
+}
+
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -319,7 +325,7 @@ async fn payment_facts(
     match first.first().map(|first| first.decode::<PaymentEvent>()) {
         Some(Ok(PaymentEvent::PaymentInitiated {
             order_id, amount, ..
-        })) => Ok((json!(order_id), json!(amount))),
+        })) => Ok((json!(order_id), money(&amount))),
         Some(Err(err)) => Err(err),
         _ => Err(StoreError::Decode {
             position: event.position,
@@ -342,8 +348,8 @@ async fn order_total(log: &EventLog, order_id: &str, before: i64) -> Result<Valu
         after = last.sequence;
         for event in events.iter().filter(|event| event.position < before) {
             match event.decode::<OrderEvent>()? {
-                OrderEvent::OrderDrafted { price, .. } => total = json!(price),
-                OrderEvent::DiscountApplied { total: new, .. } => total = json!(new),
+                OrderEvent::OrderDrafted { price, .. } => total = money(&price),
+                OrderEvent::DiscountApplied { total: new, .. } => total = money(&new),
                 _ => {}
             }
         }
