@@ -40,7 +40,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1_000);
 /// Reconnect back-off: doubles from the first to the maximum.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(15);
-/// Longest wait for the broker to confirm a batch before the connection is given up as dead.
+/// Longest wait to publish a batch and have it confirmed before the connection is given up as dead.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for a connection to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -199,7 +199,10 @@ impl Relay {
                 *channel = Some(connect(&self.url).await?);
             }
             let (_, open) = channel.as_ref().expect("connected above");
-            publish(open, &messages).await?;
+            // A dead connection can leave a publish or a confirmation pending forever: bounded.
+            tokio::time::timeout(CONFIRM_TIMEOUT, publish(open, &messages))
+                .await
+                .map_err(|_| RelayError::Broker("no confirmation in time".into()))??;
         }
         // Guarded: only from the position this batch was read after.
         let moved = sqlx::query(
@@ -292,20 +295,15 @@ async fn publish(channel: &Channel, messages: &[IntegrationEvent]) -> Result<(),
             .map_err(broker)?;
         confirms.push((message.position, confirm));
     }
-    let all = async {
-        for (position, confirm) in confirms {
-            let confirmation = confirm.await.map_err(broker)?;
-            if !confirmation.is_ack() {
-                return Err(RelayError::Broker(format!(
-                    "the broker refused the message of position {position}"
-                )));
-            }
+    for (position, confirm) in confirms {
+        let confirmation = confirm.await.map_err(broker)?;
+        if !confirmation.is_ack() {
+            return Err(RelayError::Broker(format!(
+                "the broker refused the message of position {position}"
+            )));
         }
-        Ok(())
-    };
-    tokio::time::timeout(CONFIRM_TIMEOUT, all)
-        .await
-        .map_err(|_| RelayError::Broker("no confirmation in time".into()))?
+    }
+    Ok(())
 }
 
 async fn wait(
