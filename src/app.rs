@@ -77,6 +77,9 @@ pub struct Application {
     connections: ConnectionLimits,
     /// Its receivers are the mutations running on their own tasks (see `AppState::in_flight`).
     in_flight: watch::Sender<()>,
+    /// Publishes integration events, when a broker is configured.
+    #[cfg(feature = "amqp")]
+    relay: Option<Arc<crate::relay::Relay>>,
 }
 
 impl Application {
@@ -221,6 +224,28 @@ impl Application {
                 introspection: settings.introspection,
             })
             .finish();
+        #[cfg(feature = "amqp")]
+        let relay = match &settings.amqp_url {
+            Some(url) => {
+                let relay = crate::relay::Relay::prepare(
+                    ledger.db.clone(),
+                    ledger.upcasters.clone(),
+                    url.0.clone(),
+                )
+                .await
+                .context("preparing the integration-event relay")?;
+                ledger
+                    .projections
+                    .add_follower(crate::relay::CONSUMER, relay.status());
+                tracing::info!(broker = %crate::relay::redact(&url.0), "integration events go to this broker");
+                Some(Arc::new(relay))
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "amqp"))]
+        if settings.amqp_url.is_some() {
+            anyhow::bail!("AUTOSALON_AMQP_URL is set but this build has no `amqp` feature");
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -251,6 +276,8 @@ impl Application {
                 shutdown_deadline: settings.shutdown_deadline(),
             },
             in_flight,
+            #[cfg(feature = "amqp")]
+            relay,
         })
     }
 
@@ -280,7 +307,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_projectors, stopped) = watch::channel(false);
-        let workers = self.state.projections.spawn(stopped);
+        #[allow(unused_mut)]
+        let mut workers = self.state.projections.spawn(stopped.clone());
+        #[cfg(feature = "amqp")]
+        if let Some(relay) = &self.relay {
+            workers.push(relay.clone().spawn(stopped));
+        }
         let db = self.state.db.clone();
         tracing::info!(address = %self.local_addr(), "serving GraphQL at /graphql");
         let router = router(self.state, self.cors);

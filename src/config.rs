@@ -20,6 +20,50 @@ impl std::fmt::Debug for BootstrapAdmin {
     }
 }
 
+/// The RabbitMQ URL integration events are published to (`amqp://USER:PASSWORD@HOST:PORT/VHOST`).
+/// `Debug` never shows the password.
+#[derive(Clone)]
+pub struct AmqpUrl(pub String);
+
+impl std::fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AmqpUrl({})", eventstore::database::redact(&self.0))
+    }
+}
+
+impl AmqpUrl {
+    /// The environment variable the broker URL is read from.
+    pub const ENV: &str = "AUTOSALON_AMQP_URL";
+
+    /// `AUTOSALON_AMQP_URL`, when set and not empty; an error names the variable, never its value.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var(Self::ENV) {
+            Ok(text) if text.trim().is_empty() => Ok(None),
+            Ok(text) => Self::parse(text).map(Some),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("{} is not UTF-8", Self::ENV)),
+        }
+    }
+
+    /// Checks the scheme (`amqp`; `amqps` needs TLS, which this build does not have) and the length.
+    pub fn parse(text: String) -> Result<Self, String> {
+        if text.len() > 2_048 {
+            return Err(format!("{} is longer than 2048 bytes", Self::ENV));
+        }
+        match url::Url::parse(&text) {
+            Ok(url) if url.scheme() == "amqp" && url.host().is_some() => Ok(Self(text)),
+            Ok(url) if url.scheme() == "amqps" => Err(format!(
+                "{}: amqps (TLS) is not supported by this build; use amqp on a trusted network",
+                Self::ENV
+            )),
+            _ => Err(format!(
+                "{} must be amqp://USER:PASSWORD@HOST:PORT/VHOST",
+                Self::ENV
+            )),
+        }
+    }
+}
+
 impl BootstrapAdmin {
     /// The environment variable the first admin is read from.
     pub const ENV: &str = "AUTOSALON_BOOTSTRAP_ADMIN";
@@ -199,6 +243,11 @@ pub struct ServeArgs {
     /// shell history.
     #[arg(skip)]
     pub bootstrap_admin: Option<BootstrapAdmin>,
+    /// Where integration events are published (RabbitMQ). Read from the environment only
+    /// (`AUTOSALON_AMQP_URL`, see [`AmqpUrl::from_env`]): it holds a password. None: nothing is
+    /// published and nothing waits.
+    #[arg(skip)]
+    pub amqp_url: Option<AmqpUrl>,
     /// Who may introspect the schema (and so use GraphiQL).
     #[arg(long, env = "AUTOSALON_INTROSPECTION", value_enum, default_value_t = Introspection::Staff)]
     pub introspection: Introspection,
@@ -247,6 +296,7 @@ impl ServeArgs {
             session_ttl_secs: 43_200,
             login_attempts_per_minute: 10,
             bootstrap_admin: None,
+            amqp_url: None,
             introspection: Introspection::Staff,
             oidc: OidcArgs {
                 oidc_roles_claim: "roles".into(),

@@ -568,7 +568,9 @@ fn ensure_code(error: &mut ServerError) {
 
 /// Ready when the database answers, takes writes (after a write the storage refused, a probe write
 /// must commit first: see [`eventstore::Database::writes_ok`]) and no projector is stopped on a
-/// failing event. Anyone may ask (load balancers do), so it names the failing position but not the
+/// failing event. The integration-event relay is listed with the projectors (`amqp_relay`, its
+/// `eventsBehind` and `failedPosition` while the broker is out of reach) but never makes the server
+/// unready: a broker outage delays publishing only. Anyone may ask (load balancers do), so it names the failing position but not the
 /// error, whose text can hold stored data: that is logged, and staff read it from the `projections`
 /// query.
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -582,6 +584,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .projections
         .statuses()
         .into_iter()
+        .chain(state.projections.follower_statuses())
         .map(|(name, status)| {
             json!({
                 "name": name,

@@ -10,9 +10,11 @@
 //! - [`app`]: [`app::Ledger`] (database, migrations, projectors) and [`app::Application`] (the server).
 //! - [`export`]: `autosalon export`, a read model's tables with the position they reflect.
 //! - [`http`]: the routes, request limits and error codes before GraphQL runs.
+//! - [`integration`]: the integration events other systems subscribe to, mapped from domain events.
 //! - [`logging`]: the log format and filter, checked before anything starts.
 //! - [`limits`]: what a GraphQL request may cost, measured before async-graphql expands it.
 //! - [`policy`]: the permission matrix, enforced before any resolver runs.
+//! - `relay` (feature `amqp`): publishes integration events to RabbitMQ from the committed log.
 //! - [`schema`]: the GraphQL schema and its SDL.
 //! - [`server`]: the connection loop (header deadline, connection cap, bounded drain).
 //! - [`snapshots`]: snapshots for long streams after `import-events` and `rebuild`.
@@ -23,9 +25,12 @@ pub mod app;
 pub mod config;
 pub mod export;
 pub mod http;
+pub mod integration;
 pub mod limits;
 pub mod logging;
 pub mod policy;
+#[cfg(feature = "amqp")]
+pub mod relay;
 pub mod schema;
 pub mod server;
 pub mod snapshots;

@@ -249,6 +249,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(version = autosalon::VERSION, "autosalon starting");
             settings.bootstrap_admin =
                 autosalon::config::BootstrapAdmin::from_env().map_err(anyhow::Error::msg)?;
+            settings.amqp_url =
+                autosalon::config::AmqpUrl::from_env().map_err(anyhow::Error::msg)?;
             let app = Application::build(*settings).await?;
             app.run(shutdown_signal()).await
         }

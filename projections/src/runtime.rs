@@ -126,6 +126,9 @@ pub struct Projections {
     entries: BTreeMap<&'static str, Entry>,
     /// Wakes the run loop when a held-back projector is released.
     wake: Arc<tokio::sync::Notify>,
+    /// Consumers of the log that keep no read model (the integration-event relay): reported beside
+    /// the projectors, never waited for by mutations and never making the server unready.
+    followers: std::sync::RwLock<Vec<(&'static str, watch::Receiver<ProjectorStatus>)>>,
 }
 
 impl Projections {
@@ -146,6 +149,7 @@ impl Projections {
             upcasters,
             entries,
             wake: Arc::default(),
+            followers: std::sync::RwLock::default(),
         }
     }
 
@@ -507,6 +511,26 @@ impl Projections {
         self.entries
             .iter()
             .map(|(name, entry)| (*name, entry.status.borrow().clone()))
+            .collect()
+    }
+
+    /// Reports another consumer of the log (see [`Projections::follower_statuses`]).
+    pub fn add_follower(&self, name: &'static str, status: watch::Receiver<ProjectorStatus>) {
+        self.followers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name, status));
+    }
+
+    /// The current status of every consumer that keeps no read model (the relay): shown by the
+    /// `projections` query and `/readyz`, but not part of [`Projections::statuses`], so no mutation
+    /// waits for it and its lag never makes the server unready.
+    pub fn follower_statuses(&self) -> Vec<(&'static str, ProjectorStatus)> {
+        self.followers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(name, status)| (*name, status.borrow().clone()))
             .collect()
     }
 

@@ -242,14 +242,17 @@ impl AuditQuery {
         .await?)
     }
 
-    /// Each projector's position, lag and failure, if any.
+    /// Each projector's position, lag and failure, if any; then the same for the integration-event
+    /// relay (`amqp_relay`) when it is configured, whose `lastError` says why the broker is out of
+    /// reach while it is.
     async fn projections(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectionStatus>> {
         let read = read_models(ctx)?;
         let head = read.log().head().await.map_err(ApiError::from)?;
-        Ok(read
-            .projections()
+        let projections = read.projections();
+        Ok(projections
             .statuses()
             .into_iter()
+            .chain(projections.follower_statuses())
             .map(|(name, status)| ProjectionStatus {
                 name: name.to_string(),
                 position: Position(status.position),

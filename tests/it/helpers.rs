@@ -177,7 +177,14 @@ pub async fn spawn_with_clock(
     dir: &tempfile::TempDir,
     clock: std::sync::Arc<dyn commands::clock::Clock>,
 ) -> TestApp {
-    let mut settings = serve_args(&dir.path().join("autosalon.db"));
+    spawn_with_clock_settings(serve_args(&dir.path().join("autosalon.db")), clock).await
+}
+
+/// [`spawn_with_clock`] with these settings.
+pub async fn spawn_with_clock_settings(
+    mut settings: ServeArgs,
+    clock: std::sync::Arc<dyn commands::clock::Clock>,
+) -> TestApp {
     with_admin(&mut settings);
     let admin = admin_of(&settings);
     let insurers = commands::insurers::InsurerPanel::partner_tariffs();

@@ -15,6 +15,7 @@ mod helpers;
 mod idempotency;
 mod input_hygiene;
 mod insurance;
+mod integration_events;
 mod journey;
 mod ledger;
 mod ledger_props;
