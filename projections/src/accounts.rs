@@ -58,6 +58,11 @@ impl Projector for Accounts {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["User", "PartnerKey"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

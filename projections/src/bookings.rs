@@ -81,6 +81,11 @@ impl Projector for Bookings {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Booking", "Vehicle"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -121,6 +121,11 @@ impl Projector for Catalog {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Vehicle"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -151,6 +151,13 @@ impl Projector for CustomerHistory {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&[
+            "Customer", "Order", "Payment", "Loan", "Policy", "Booking", "Vehicle",
+        ])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -39,6 +39,11 @@ impl Projector for Customers {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Customer"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

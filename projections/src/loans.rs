@@ -95,6 +95,11 @@ impl Projector for Loans {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Loan"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

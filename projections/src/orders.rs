@@ -59,6 +59,11 @@ impl Projector for Orders {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Order"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -80,6 +80,11 @@ impl Projector for Payments {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Payment", "Order"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

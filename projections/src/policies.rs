@@ -135,6 +135,11 @@ impl Projector for Policies {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Policy"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

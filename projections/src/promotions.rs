@@ -71,6 +71,11 @@ impl Projector for Promotions {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Promotion", "Order"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -162,6 +162,11 @@ impl Projector for Reports {
         SCHEMA
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        // The aggregate types `apply` dispatches on; every other event leaves its tables alone.
+        Some(&["Vehicle", "Order", "Payment", "Loan", "Policy", "Booking"])
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut AnyConnection,

@@ -50,6 +50,12 @@ pub trait Projector: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str];
     /// Statements that create the tables and indexes (`IF NOT EXISTS`).
     fn schema(&self) -> &'static [&'static str];
+    /// The aggregate types whose events it applies, or `None` for every event. A batch holding none
+    /// of these is not handed to it at all (no savepoint, no apply): only its checkpoint moves, in
+    /// the batch's one guarded update. `apply` must ignore every other type, as if never called.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
     /// Applies one event inside the batch's transaction. Events it does not care about are ignored.
     fn apply<'a>(
         &'a self,
@@ -267,23 +273,23 @@ impl Projections {
         // stale; on PostgreSQL another server that moved one meanwhile makes its
         // guarded move below fail.
         let mut tx = self.db.begin_read_side().await?;
-        // On PostgreSQL, FOR UPDATE makes a second server stepping the same projector (a lease lost
-        // an instant ago, `autosalon rebuild` beside a server) wait here and then read the moved
-        // checkpoint, instead of colliding with this batch's rows. Members are locked in name order
-        // (the entries' order), so two servers never wait on each other.
-        let read_checkpoint = match self.db.backend() {
-            Backend::Sqlite => "SELECT position FROM log_checkpoints WHERE consumer = $1",
-            Backend::Postgres => {
-                "SELECT position FROM log_checkpoints WHERE consumer = $1 FOR UPDATE"
-            }
-        };
+        // One statement reads every member's checkpoint (see `read_checkpoints`: on PostgreSQL it
+        // locks them, in name order).
+        let names: Vec<&'static str> = members.iter().map(|entry| entry.projector.name()).collect();
+        let stored = read_checkpoints(&mut tx, self.db.backend(), &names).await?;
         let mut at = Vec::with_capacity(members.len());
         for entry in members {
-            let position: i64 = sqlx::query_scalar(read_checkpoint)
-                .bind(entry.projector.name())
-                .fetch_one(&mut *tx)
-                .await?;
-            at.push((*entry, position));
+            let Some(&(_, position, version)) = stored
+                .iter()
+                .find(|(consumer, ..)| consumer == entry.projector.name())
+            else {
+                return Err(sqlx::Error::RowNotFound.into());
+            };
+            // A checkpoint another server has reset to another version of the projector is not this
+            // code's to move: left out, as the guarded move would refuse it.
+            if version == entry.projector.version() {
+                at.push((*entry, position));
+            }
         }
         let Some(from) = at.iter().map(|(_, position)| *position).min() else {
             return Ok(outcome);
@@ -313,12 +319,27 @@ impl Projections {
             outcome.caught_up = true;
             return Ok(outcome);
         }
-        let mut moved = Vec::with_capacity(at.len());
+        let last = batch[batch.len() - 1].position;
+        // Each member's new checkpoint and how many events it has taken (applied, or passed over as
+        // none of its concern); moved together by one guarded statement below.
+        let mut moves: Vec<(&'e Entry, i64, usize)> = Vec::with_capacity(at.len());
         for (entry, _) in at.into_iter().filter(|(_, position)| *position == from) {
-            sqlx::query("SAVEPOINT projector").execute(&mut *tx).await?;
             let projector = entry.projector.as_ref();
+            let types = projector.aggregate_types();
+            let concerns = |event: &RecordedEvent| {
+                types.is_none_or(|types| types.contains(&event.aggregate_type.as_str()))
+            };
+            if !batch.iter().any(concerns) {
+                // Nothing here for it: no savepoint and no apply, only its checkpoint moves.
+                moves.push((entry, last, batch.len()));
+                continue;
+            }
+            sqlx::query("SAVEPOINT projector").execute(&mut *tx).await?;
             let mut failed = None;
             for (applied, event) in batch.iter().enumerate() {
+                if !concerns(event) {
+                    continue;
+                }
                 if let Err(error) = projector.apply(&mut tx, event).await {
                     failed = Some((applied, event.position, error));
                     break;
@@ -333,7 +354,9 @@ impl Projections {
                         .await?;
                     let mut kept = 0;
                     for event in &batch[..applied] {
-                        if let Err(again) = projector.apply(&mut tx, event).await {
+                        if concerns(event)
+                            && let Err(again) = projector.apply(&mut tx, event).await
+                        {
                             tracing::error!(projector = projector.name(), error = %again, "could not keep the events before a failing one");
                             sqlx::query("ROLLBACK TO projector")
                                 .execute(&mut *tx)
@@ -347,34 +370,33 @@ impl Projections {
                     kept
                 }
             };
-            if kept > 0 {
-                let to = batch[kept - 1].position;
-                // Guarded move: only from the position this batch was read after.
-                let updated = sqlx::query(
-                    "UPDATE log_checkpoints
-                        SET position = $1, updated_at = $4, failed_position = NULL, last_error = NULL
-                      WHERE consumer = $2 AND position = $3 AND version = $5",
-                )
-                .bind(to)
-                .bind(projector.name())
-                .bind(from)
-                .bind(now_text())
-                .bind(projector.version())
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 1 {
-                    moved.push((entry, to, kept));
-                } else {
-                    sqlx::query("ROLLBACK TO projector")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
             sqlx::query("RELEASE projector").execute(&mut *tx).await?;
+            if kept > 0 {
+                moves.push((entry, batch[kept - 1].position, kept));
+            }
+        }
+        if !moves.is_empty() {
+            // Guarded move: only from the position this batch was read after, at this code's
+            // version. On SQLite the write lock, on PostgreSQL the rows locked above, keep any other
+            // stepper out meanwhile, so a count short of the members means the checkpoints were
+            // not what they were read as: nothing of this batch is kept, and the next batch reads
+            // them again.
+            let updated = move_checkpoints(&mut tx, from, &moves).await?;
+            if updated != moves.len() as u64 {
+                tx.rollback().await?;
+                tracing::warn!(
+                    projectors = ?moves.iter().map(|(entry, ..)| entry.projector.name()).collect::<Vec<_>>(),
+                    moved = updated,
+                    from,
+                    "a checkpoint moved under a projector batch: rolled back"
+                );
+                outcome.caught_up = batch.len() < limit as usize;
+                return Ok(outcome);
+            }
         }
         before_commit()?;
         tx.commit().await?;
-        for (entry, to, kept) in moved {
+        for (entry, to, kept) in moves {
             let cleared = !outcome
                 .failed
                 .iter()
@@ -770,6 +792,68 @@ async fn tables_exist(
         }
     }
     Ok(true)
+}
+
+/// Every named consumer's `(consumer, position, version)`, in one statement. On PostgreSQL the rows
+/// are locked `FOR UPDATE`, so a second server stepping the same projector (a lease lost an instant
+/// ago, `autosalon rebuild` beside a server) waits here and then reads the moved checkpoint instead
+/// of colliding with this batch's rows; they are locked in byte order of the names (`COLLATE "C"`,
+/// the order of the entries), so two servers never wait on each other.
+async fn read_checkpoints(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    names: &[&str],
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let list = (1..=names.len())
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "SELECT consumer, position, version FROM log_checkpoints WHERE consumer IN ({list})"
+        ),
+        Backend::Postgres => format!(
+            "SELECT consumer, position, version FROM log_checkpoints WHERE consumer IN ({list})
+              ORDER BY consumer COLLATE \"C\" FOR UPDATE"
+        ),
+    };
+    let mut query = sqlx::query_as(&sql);
+    for name in names {
+        query = query.bind(*name);
+    }
+    query.fetch_all(&mut *conn).await
+}
+
+/// Moves each `(entry, to, _)` checkpoint from `from` to its `to`, in one statement guarded by the
+/// position it was read at and by the projector's version; returns how many rows moved.
+async fn move_checkpoints(
+    conn: &mut AnyConnection,
+    from: i64,
+    moves: &[(&Entry, i64, usize)],
+) -> Result<u64, sqlx::Error> {
+    // $1 = from, $2 = now; then per member: name, new position, version.
+    let mut cases = String::new();
+    let mut guards = Vec::with_capacity(moves.len());
+    for n in 0..moves.len() {
+        let (name, to, version) = (3 + 3 * n, 4 + 3 * n, 5 + 3 * n);
+        cases.push_str(&format!(" WHEN ${name} THEN ${to}"));
+        guards.push(format!("(consumer = ${name} AND version = ${version})"));
+    }
+    let sql = format!(
+        "UPDATE log_checkpoints
+            SET position = CASE consumer{cases} END, updated_at = $2,
+                failed_position = NULL, last_error = NULL
+          WHERE position = $1 AND ({})",
+        guards.join(" OR ")
+    );
+    let mut query = sqlx::query(&sql).bind(from).bind(now_text());
+    for (entry, to, _) in moves {
+        query = query
+            .bind(entry.projector.name())
+            .bind(*to)
+            .bind(entry.projector.version());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
 /// Now, as the checkpoint table stores it (RFC 3339 UTC, milliseconds, `Z`).

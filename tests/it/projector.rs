@@ -217,3 +217,144 @@ async fn long_streams_are_snapshotted_and_load_to_the_same_state() {
         "snapshot + later events give the current state"
     );
 }
+
+/// Records every position it is handed, whatever the event, so the test sees exactly what the
+/// runtime gave it; it declares that it concerns one aggregate type.
+struct TypeRecorder {
+    name: &'static str,
+    table: &'static [&'static str],
+    schema: &'static [&'static str],
+    types: &'static [&'static str],
+}
+
+impl projections::Projector for TypeRecorder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn version(&self) -> i64 {
+        1
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.table
+    }
+    fn schema(&self) -> &'static [&'static str] {
+        self.schema
+    }
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(self.types)
+    }
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        event: &'a eventstore::RecordedEvent,
+    ) -> futures::future::BoxFuture<'a, Result<(), ProjectionError>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "INSERT INTO {} (position) VALUES ($1)",
+                self.table[0]
+            ))
+            .bind(event.position)
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_projector_is_handed_only_its_aggregate_types_and_its_checkpoint_still_moves() {
+    let dir = temp_dir();
+    let db = eventstore::Database::connect(&database_url(&dir.path().join("ledger.db")))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let cars = TypeRecorder {
+        name: "test_cars",
+        table: &["test_cars_seen"],
+        schema: &[
+            "CREATE TABLE IF NOT EXISTS test_cars_seen (position INTEGER PRIMARY KEY) STRICT",
+        ],
+        types: &["Vehicle"],
+    };
+    let people = TypeRecorder {
+        name: "test_people",
+        table: &["test_people_seen"],
+        schema: &[
+            "CREATE TABLE IF NOT EXISTS test_people_seen (position INTEGER PRIMARY KEY) STRICT",
+        ],
+        types: &["Customer"],
+    };
+    let projections = Arc::new(projections::Projections::new(
+        db.clone(),
+        Arc::new(Vec::new()),
+        vec![Arc::new(cars), Arc::new(people)],
+    ));
+    projections.prepare().await.unwrap();
+    let append = |aggregate_type: &'static str, id: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ($1, $2, 1, 'Tested', '1.0', '{}', '{}')",
+            )
+            .bind(aggregate_type)
+            .bind(id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+            eventstore::log::head(db.pool()).await.unwrap()
+        }
+    };
+    // A mixed stretch, then a stretch of customers only: the cars' projector has nothing to do in
+    // the second, and must still stand at the head afterwards (or read-your-writes would wait on it).
+    let mut car_positions = Vec::new();
+    let mut people_positions = Vec::new();
+    for n in 0..6 {
+        if n % 2 == 0 {
+            car_positions.push(append("Vehicle", format!("car-{n}")).await);
+        } else {
+            people_positions.push(append("Customer", format!("person-{n}")).await);
+        }
+    }
+    projections
+        .rebuild_together(&["test_cars", "test_people"], |_, _| {})
+        .await
+        .unwrap();
+    for n in 0..5 {
+        people_positions.push(append("Customer", format!("later-{n}")).await);
+    }
+    let head = eventstore::log::head(db.pool()).await.unwrap();
+    // The run loop steps caught-up projectors together, one batch for both.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks = projections.spawn(stopped);
+    assert!(
+        projections
+            .wait_for(head, std::time::Duration::from_secs(10))
+            .await,
+        "both checkpoints reach the head: {:?}",
+        projections.statuses()
+    );
+    stop.send(true).unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (table, expected) in [
+        ("test_cars_seen", &car_positions),
+        ("test_people_seen", &people_positions),
+    ] {
+        let seen: Vec<i64> =
+            sqlx::query_scalar(&format!("SELECT position FROM {table} ORDER BY position"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(&seen, expected, "{table} was handed only its own type");
+    }
+    let stored: Vec<i64> = sqlx::query_scalar(
+        "SELECT position FROM log_checkpoints WHERE consumer IN ('test_cars', 'test_people')",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, vec![head, head], "both stored checkpoints moved");
+    db.close().await;
+}
