@@ -61,8 +61,7 @@ impl Run<'_> {
                 if insurance.kasko {
                     input["deductible"] = money(quote.deductible_minor, "RUB");
                 }
-                let start = self.now().date_naive()
-                    + TimeDelta::days(i64::from(insurance.start_delay_days));
+                let start = self.today() + TimeDelta::days(i64::from(insurance.start_delay_days));
                 let policies = &mut self.states[k].policies;
                 policies.resize(policies.len().max(p + 1), None);
                 policies[p] = Some(PolicyBook {
@@ -88,7 +87,15 @@ impl Run<'_> {
                 .await;
             }
             PolicyStep::SelectOffer(p) => {
-                let policy = self.states[k].policies[p].clone().unwrap();
+                let today = self.today();
+                let book = self.states[k].policies[p].as_mut().unwrap();
+                if book.start < today {
+                    // Quoted on a Moscow day that is over by now (selected after Moscow midnight):
+                    // a policy cannot start in the past, so it starts today.
+                    book.start = today;
+                    book.end = today.checked_add_months(Months::new(12)).unwrap();
+                }
+                let policy = book.clone();
                 self.ok(
                     step,
                     &mutation("selectInsuranceOffer", &[("quoteId", "UUID!"), ("insurer", "String!"), ("startDate", "String"), ("idempotencyKey", "String")]),
@@ -159,8 +166,7 @@ impl Run<'_> {
                 if policy.paid && !claimed {
                     let (premium, commission) =
                         (policy.quote.premium_minor, policy.quote.commission_minor);
-                    let refund =
-                        pro_rata_refund(premium, policy.start, policy.end, self.now().date_naive());
+                    let refund = pro_rata_refund(premium, policy.start, policy.end, self.today());
                     if refund > 0 {
                         let back = claw_back(commission, refund, premium);
                         let (day, customer) =
@@ -210,7 +216,7 @@ impl Run<'_> {
                     .sum();
                 let claimed =
                     ((limit - committed) * i64::from(claim.claimed_per_mille) / 1000).max(100);
-                let today = self.now().date_naive();
+                let today = self.today();
                 let incident =
                     (policy.start + TimeDelta::days(i64::from(claim.incident_day))).min(today);
                 let claim_id = id(k, 7, 10 * p + n);
