@@ -35,14 +35,12 @@ pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
     match DEALERSHIP_TIME_ZONE.from_local_datetime(&midnight) {
         LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => at.with_timezone(&Utc),
         LocalResult::None => {
-            // A gap at midnight: the day starts when the clock reads the first valid time.
-            let mut probe = midnight;
-            loop {
-                probe += chrono::Duration::minutes(15);
-                if let Some(at) = DEALERSHIP_TIME_ZONE.from_local_datetime(&probe).earliest() {
-                    return at.with_timezone(&Utc);
-                }
-            }
+            // A gap at midnight: the day starts when the clock reads the first valid time (gaps are
+            // an hour or two; the search stops within the day).
+            (1..=96)
+                .map(|quarter| midnight + chrono::Duration::minutes(15 * quarter))
+                .find_map(|probe| DEALERSHIP_TIME_ZONE.from_local_datetime(&probe).earliest())
+                .map_or_else(|| midnight.and_utc(), |at| at.with_timezone(&Utc))
         }
     }
 }
