@@ -141,12 +141,7 @@ pub async fn export_events(pool: &DbPool, out: &mut dyn Write) -> anyhow::Result
 /// are not 1, 2, 3, … in order.
 pub async fn import_events(db: &Database, input: &mut dyn BufRead) -> anyhow::Result<i64> {
     let backend = db.backend();
-    let mut lines = input.lines();
-    let header = lines
-        .next()
-        .context("the file is empty: expected an autosalon-events header line")??;
-    let header: Header = serde_json::from_str(&header)
-        .context("the first line is not an autosalon-events header")?;
+    let (header, events) = read_file(input)?;
     if header.format != FORMAT
         || ![FORMAT_VERSION, FORMAT_VERSION_UNCHAINED].contains(&header.version)
     {
@@ -180,14 +175,8 @@ pub async fn import_events(db: &Database, input: &mut dyn BufRead) -> anyhow::Re
     let chained = header.version == FORMAT_VERSION;
     let mut walk = eventstore::chain::Walk::new();
     let mut imported = 0;
-    for (index, line) in lines.enumerate() {
-        let number = index + 2;
-        let line = line.with_context(|| format!("reading line {number}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event: Line = serde_json::from_str(&line)
-            .with_context(|| format!("line {number} is not an event"))?;
+    for event in events {
+        let (number, event) = event?;
         if chained {
             walk.step(&event.event(), event.hash.as_deref())
                 .with_context(|| {
@@ -273,15 +262,42 @@ fn stored_time(backend: Backend, at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(precision, true)
 }
 
-/// What `autosalon verify --from FILE` found: the file's chain walked line by line (one line in
-/// memory at a time).
-pub fn verify_file(input: &mut dyn BufRead) -> anyhow::Result<eventstore::chain::Verified> {
+/// The file's header line, unchecked, and its event lines in order as `(line number, event)`, blank
+/// lines skipped, one line in memory at a time.
+fn read_file(
+    input: &mut dyn BufRead,
+) -> anyhow::Result<(
+    Header,
+    impl Iterator<Item = anyhow::Result<(usize, Line)>> + '_,
+)> {
     let mut lines = input.lines();
     let header = lines
         .next()
         .context("the file is empty: expected an autosalon-events header line")??;
     let header: Header = serde_json::from_str(&header)
         .context("the first line is not an autosalon-events header")?;
+    let events = lines.enumerate().filter_map(|(index, line)| {
+        let number = index + 2;
+        let line = match line.with_context(|| format!("reading line {number}")) {
+            Ok(line) => line,
+            Err(err) => return Some(Err(err)),
+        };
+        if line.trim().is_empty() {
+            return None;
+        }
+        Some(
+            serde_json::from_str(&line)
+                .map(|event| (number, event))
+                .with_context(|| format!("line {number} is not an event")),
+        )
+    });
+    Ok((header, events))
+}
+
+/// What `autosalon verify --from FILE` found: the file's chain walked line by line (one line in
+/// memory at a time).
+pub fn verify_file(input: &mut dyn BufRead) -> anyhow::Result<eventstore::chain::Verified> {
+    let (header, events) = read_file(input)?;
     if header.format != FORMAT || header.version != FORMAT_VERSION {
         bail!(
             "unsupported file: format {:?} version {}, expected {FORMAT:?} version {FORMAT_VERSION} (version 1 files carry no chain)",
@@ -290,14 +306,8 @@ pub fn verify_file(input: &mut dyn BufRead) -> anyhow::Result<eventstore::chain:
         );
     }
     let mut walk = eventstore::chain::Walk::new();
-    for (index, line) in lines.enumerate() {
-        let number = index + 2;
-        let line = line.with_context(|| format!("reading line {number}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event: Line = serde_json::from_str(&line)
-            .with_context(|| format!("line {number} is not an event"))?;
+    for event in events {
+        let (number, event) = event?;
         walk.step(&event.event(), event.hash.as_deref())
             .with_context(|| format!("line {number}"))?;
     }
