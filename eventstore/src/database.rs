@@ -295,43 +295,14 @@ impl Database {
                     .await?;
                 // The file exists now; the Any driver takes its options from the URL only, so the
                 // same pragmas are set on each of its connections as it opens.
-                let pool = AnyPoolOptions::new()
-                    .max_connections(SQLITE_MAX_CONNECTIONS)
-                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
-                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?;
+                let pool = any_sqlite_pool(url, SQLITE_MAX_CONNECTIONS, "FULL").await?;
                 // Projector batches only: their rows and checkpoints, never an event. `NORMAL` in WAL
                 // skips the commit's fsync; the next append's `FULL` commit syncs the WAL with every
                 // frame before its own, and a power loss can only take the read side back to an
                 // earlier consistent checkpoint, re-applied from the durable log (ARCHITECTURE.md,
                 // "One writer on SQLite; group commit").
-                let read_side = AnyPoolOptions::new()
-                    .max_connections(SQLITE_READ_SIDE_CONNECTIONS)
-                    .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
-                    .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?;
+                let read_side =
+                    any_sqlite_pool(url, SQLITE_READ_SIDE_CONNECTIONS, "NORMAL").await?;
                 let write_gate = Arc::new(tokio::sync::Mutex::new(()));
                 let writer =
                     crate::writer::Writer::spawn(pool.clone(), backend, Some(write_gate.clone()));
@@ -595,6 +566,32 @@ impl Database {
             NativePool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// An Any-driver pool on the SQLite file at `url` with `max` connections, each opened with the
+/// ledger's pragmas and `synchronous` at `synchronous` (`FULL` for appends, `NORMAL` for the read
+/// side): the Any driver takes its options from the URL only, so they are set as each one opens.
+async fn any_sqlite_pool(
+    url: &str,
+    max: u32,
+    synchronous: &'static str,
+) -> Result<sqlx::AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(ACQUIRE_TIMEOUT_SECS))
+        .after_release(|conn, _| Box::pin(async move { Ok(reusable(&*conn)) }))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                let pragmas = format!(
+                    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = {synchronous}; \
+                     PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL;"
+                );
+                conn.execute(pragmas.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 /// Whether a connection handed back to its pool may be handed out again: not while sqlx still counts
